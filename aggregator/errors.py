@@ -1,0 +1,71 @@
+"""The one exception hierarchy. Every class says when it is raised.
+
+Callers catch ``AggregatorError`` at the edge (the CLI prints its message and exits 1;
+the pipeline stores it as the entry's or feed's ``last_error``). Messages are written for
+a person: they name the thing that was wrong (a key and a file, a URL, an engine).
+"""
+
+from __future__ import annotations
+
+
+class AggregatorError(Exception):
+    """Root of every error this program raises on purpose."""
+
+
+class ConfigError(AggregatorError):
+    """config.toml is missing, not TOML, or has an unknown, misspelt, mistyped or missing key."""
+
+
+class StorageError(AggregatorError):
+    """The database cannot be opened, upgraded or queried."""
+
+
+class NotFoundError(AggregatorError):
+    """A draft, entry or feed asked for by id or name does not exist."""
+
+
+class InvalidTransitionError(AggregatorError):
+    """A review action does not apply to the draft's current status (approve a rejected one)."""
+
+
+class FetchError(AggregatorError):
+    """An HTTP fetch failed: network error, timeout, bad status, body too large.
+
+    ``retry_after`` is set (in seconds) when the server said when to come back;
+    ``gone`` when the server answered 410 and the feed should be paused.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        gone: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+        self.gone = gone
+
+
+class BlockedURLError(FetchError):
+    """A URL taken from feed content resolves to a loopback, private or otherwise internal
+    address and ``[fetch] allow_private_networks`` is false (SSRF guard)."""
+
+
+class ParseError(AggregatorError):
+    """Feed bytes are not a feed (an HTML page, an empty body) or are too broken to keep."""
+
+
+class ExtractError(AggregatorError):
+    """No article text could be extracted from a page or a feed entry."""
+
+
+class TranslateError(AggregatorError):
+    """A translation engine failed: timeout, HTTP error, quota, empty or ``None`` output,
+    or output whose markup or block count does not match the source."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -1,0 +1,181 @@
+"""Tables and state enums (SQLAlchemy 2.0 typed models). No queries, no I/O."""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stored as naive UTC (SQLite keeps no zone), always returned timezone-aware."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class FeedStatus(enum.StrEnum):
+    NEW = "new"  # never polled yet
+    OK = "ok"  # last poll succeeded
+    ERROR = "error"  # last poll failed; retried with backoff, never abandoned
+    GONE = "gone"  # the server answered 410 Gone: paused until the URL changes
+    REMOVED = "removed"  # no longer in config.toml; kept so its drafts keep their source
+
+
+class EntryState(enum.StrEnum):
+    NEW = "new"  # stored from the feed; full text not yet taken
+    EXTRACTED = "extracted"  # full text and language known; waits for translation
+    DRAFTED = "drafted"  # a complete draft exists
+    SKIPPED = "skipped"  # kept but not translated; skip_reason says why
+
+
+class DraftStatus(enum.StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+def _enum(kind: type[enum.StrEnum]) -> Enum:
+    return Enum(kind, values_callable=lambda k: [m.value for m in k], native_enum=False, length=16)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: dict[Any, Any] = {datetime: UTCDateTime(), dict[str, Any]: JSON}  # noqa: RUF012
+
+
+class Feed(Base):
+    __tablename__ = "feeds"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    config_url: Mapped[str] = mapped_column(String(2048), unique=True)
+    url: Mapped[str] = mapped_column(String(2048))
+    name: Mapped[str] = mapped_column(String(500))
+    slug: Mapped[str] = mapped_column(String(200), unique=True)
+    interval_seconds: Mapped[float] = mapped_column(Float)
+    status: Mapped[FeedStatus] = mapped_column(_enum(FeedStatus), default=FeedStatus.NEW)
+    title: Mapped[str | None] = mapped_column(Text)
+    site_url: Mapped[str | None] = mapped_column(String(2048))
+    etag: Mapped[str | None] = mapped_column(String(1024))
+    last_modified: Mapped[str | None] = mapped_column(String(200))
+    body_hash: Mapped[str | None] = mapped_column(String(64))
+    ttl_seconds: Mapped[float | None] = mapped_column(Float)
+    last_checked_at: Mapped[datetime | None]
+    last_success_at: Mapped[datetime | None]
+    next_check_at: Mapped[datetime | None] = mapped_column(index=True)
+    error_count: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    locked_until: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+    entries: Mapped[list[Entry]] = relationship(back_populates="feed")
+
+
+class Entry(Base):
+    __tablename__ = "entries"
+    __table_args__ = (UniqueConstraint("feed_id", "key", name="uq_entries_feed_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    feed_id: Mapped[int] = mapped_column(ForeignKey("feeds.id", ondelete="CASCADE"), index=True)
+    key: Mapped[str] = mapped_column(String(2048))
+    url: Mapped[str | None] = mapped_column(String(2048))
+    title: Mapped[str] = mapped_column(Text, default="")
+    author: Mapped[str | None] = mapped_column(String(500))
+    published_at: Mapped[datetime | None]
+    source_updated_at: Mapped[datetime | None]
+    summary_html: Mapped[str | None] = mapped_column(Text)
+    content_html: Mapped[str | None] = mapped_column(Text)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    full_html: Mapped[str | None] = mapped_column(Text)
+    full_text_source: Mapped[str | None] = mapped_column(String(16))
+    language: Mapped[str | None] = mapped_column(String(16))
+    state: Mapped[EntryState] = mapped_column(_enum(EntryState), default=EntryState.NEW, index=True)
+    skip_reason: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(index=True)
+    locked_until: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    feed: Mapped[Feed] = relationship(back_populates="entries")
+    draft: Mapped[Draft | None] = relationship(back_populates="entry")
+
+
+class Draft(Base):
+    __tablename__ = "drafts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    entry_id: Mapped[int] = mapped_column(ForeignKey("entries.id", ondelete="CASCADE"), unique=True)
+    status: Mapped[DraftStatus] = mapped_column(
+        _enum(DraftStatus), default=DraftStatus.PENDING, index=True
+    )
+    title: Mapped[str] = mapped_column(Text)
+    body_html: Mapped[str] = mapped_column(Text)
+    source_language: Mapped[str] = mapped_column(String(16))
+    target_language: Mapped[str] = mapped_column(String(16))
+    engine: Mapped[str] = mapped_column(String(32))
+    characters: Mapped[int] = mapped_column(Integer, default=0)
+    requests: Mapped[int] = mapped_column(Integer, default=0)
+    warnings: Mapped[list[str]] = mapped_column(JSON, default=list)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    reviewed_by: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    approved_at: Mapped[datetime | None] = mapped_column(index=True)
+
+    entry: Mapped[Entry] = relationship(back_populates="draft")
+    events: Mapped[list[DraftEvent]] = relationship(
+        back_populates="draft", order_by="DraftEvent.id"
+    )
+
+
+class DraftEvent(Base):
+    """Audit trail: who did what to a draft, and when."""
+
+    __tablename__ = "draft_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    draft_id: Mapped[int] = mapped_column(ForeignKey("drafts.id", ondelete="CASCADE"), index=True)
+    action: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(200))
+    detail: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime]
+
+    draft: Mapped[Draft] = relationship(back_populates="events")
+
+
+__all__ = [
+    "Base",
+    "Draft",
+    "DraftEvent",
+    "DraftStatus",
+    "Entry",
+    "EntryState",
+    "Feed",
+    "FeedStatus",
+]

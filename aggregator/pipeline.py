@@ -1,0 +1,331 @@
+"""One function per stage of the flow; the decisions they apply live in ``decide``.
+
+    poll_feeds: claim due feeds -> refresh_feed each (fetch, parse, store entries)
+    process_backlog: claim waiting entries -> process_entry each
+        (full text -> language -> translate -> draft)
+
+State lives in the database: every function claims its work there, does its I/O with no
+session open, and writes the outcome back. Every stage is safe to run twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from aggregator import decide
+from aggregator.config import Settings
+from aggregator.engines import Engine, build_engine
+from aggregator.errors import AggregatorError, FetchError, TranslateError
+from aggregator.extract import (
+    extract_article,
+    feed_content_is_full,
+    paywall_reason,
+    sanitize,
+    text_of,
+)
+from aggregator.fetch import Fetcher
+from aggregator.language import detect
+from aggregator.parse import parse_feed
+from aggregator.store import DraftContent, EntryWork, FeedWork, Store
+from aggregator.translate import translate_article
+
+log = logging.getLogger("aggregator.pipeline")
+
+FEED_ACCEPT = (
+    "application/rss+xml, application/atom+xml, application/feed+json;q=0.9, "
+    "application/xml;q=0.8, text/xml;q=0.8, */*;q=0.5"
+)
+PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"
+FEED_LEASE = timedelta(minutes=5)
+ENTRY_LEASE = timedelta(minutes=10)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Services:
+    """What the stages need, built once per process."""
+
+    settings: Settings
+    store: Store
+    fetcher: Fetcher
+    engine: Engine
+    clock: Callable[[], datetime] = utc_now
+
+    @classmethod
+    def build(cls, settings: Settings, store: Store) -> Services:
+        return cls(
+            settings=settings,
+            store=store,
+            fetcher=Fetcher(settings.fetch),
+            engine=build_engine(settings.translation),
+        )
+
+    @staticmethod
+    def now() -> datetime:
+        return utc_now()
+
+    def close(self) -> None:
+        self.fetcher.close()
+
+
+@dataclass
+class Report:
+    """What a run did, for the summary a person reads."""
+
+    feeds: Counter[str] = field(default_factory=Counter)
+    entries: Counter[str] = field(default_factory=Counter)
+    errors: list[str] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def feed(self, outcome: str, error: str | None = None) -> None:
+        with self._lock:
+            self.feeds[outcome] += 1
+            if error:
+                self.errors.append(error)
+
+    def entry(self, outcome: str, count: int = 1, error: str | None = None) -> None:
+        with self._lock:
+            self.entries[outcome] += count
+            if error:
+                self.errors.append(error)
+
+
+# ---------------------------------------------------------------- feeds
+
+
+def poll_feeds(
+    services: Services,
+    *,
+    force: bool = False,
+    only: Iterable[str] = (),
+    report: Report | None = None,
+    on_progress: Callable[[], None] | None = None,
+) -> Report:
+    """Refresh every due feed (every feed with force), a few at a time."""
+    report = report or Report()
+    feeds = services.store.claim_due_feeds(
+        services.clock(), FEED_LEASE, only=list(only), force=force
+    )
+
+    def one(feed: FeedWork) -> None:
+        try:
+            refresh_feed(services, feed, report)
+        finally:
+            if on_progress:
+                on_progress()
+
+    with ThreadPoolExecutor(max_workers=max(1, services.settings.fetch.concurrency)) as pool:
+        list(pool.map(one, feeds))
+    return report
+
+
+def refresh_feed(services: Services, feed: FeedWork, report: Report) -> None:
+    """Fetch one feed, parse it and store its entries; a failure is stored, never raised."""
+    store, now = services.store, services.clock()
+    interval = timedelta(seconds=feed.interval_seconds)
+    try:
+        result = services.fetcher.get(
+            feed.url,
+            trusted=True,
+            etag=feed.etag,
+            last_modified=feed.last_modified,
+            accept=FEED_ACCEPT,
+        )
+        next_check = decide.next_check_after_success(
+            now,
+            feed_key=feed.url,
+            interval=interval,
+            cache_control=result.headers.get("cache-control"),
+            expires=result.headers.get("expires"),
+        )
+        body_hash = hashlib.sha256(result.body).hexdigest() if not result.not_modified else None
+        if result.not_modified or body_hash == feed.body_hash:
+            store.record_feed_unchanged(
+                feed.id, now=now, next_check_at=next_check,
+                etag=result.etag, last_modified=result.last_modified,
+            )  # fmt: skip
+            report.feed("unchanged")
+            return
+        parsed = parse_feed(result.body, result.url, result.headers.get("content-type"))
+        if parsed.ttl_seconds:
+            next_check = max(
+                next_check,
+                decide.next_check_after_success(
+                    now, feed_key=feed.url, interval=interval,
+                    ttl=timedelta(seconds=parsed.ttl_seconds),
+                ),
+            )  # fmt: skip
+        outcome = store.record_feed_success(
+            feed.id,
+            now=now,
+            next_check_at=next_check,
+            entries=parsed.entries,
+            title=parsed.title,
+            site_url=parsed.site_url,
+            etag=result.etag,
+            last_modified=result.last_modified,
+            body_hash=body_hash,
+            ttl_seconds=parsed.ttl_seconds,
+            new_url=result.permanent_url,
+        )
+        if parsed.warning:
+            log.warning("feed %s: %s", feed.name, parsed.warning)
+        report.feed("updated")
+        report.entry("new", outcome.new_entries)
+        report.entry("updated", outcome.updated_entries)
+        log.info(
+            "feed %s: %d new, %d updated entries",
+            feed.name, outcome.new_entries, outcome.updated_entries,
+        )  # fmt: skip
+    except AggregatorError as exc:
+        retry_after = getattr(exc, "retry_after", None)
+        gone = isinstance(exc, FetchError) and exc.gone
+        message = str(exc) + (" — polling is paused until the URL changes" if gone else "")
+        store.record_feed_error(
+            feed.id,
+            message,
+            now=now,
+            gone=gone,
+            next_check_at=decide.next_check_after_error(
+                now,
+                interval=interval,
+                error_count=feed.error_count + 1,
+                retry_after=timedelta(seconds=retry_after) if retry_after is not None else None,
+            ),
+        )
+        report.feed("failed", f"{feed.name}: {message}")
+        log.warning("feed %s failed: %s", feed.name, message)
+
+
+# ---------------------------------------------------------------- entries
+
+
+def process_backlog(
+    services: Services,
+    *,
+    retry_failed: bool = False,
+    report: Report | None = None,
+    batch_size: int = 20,
+    workers: int = 4,
+    until_idle: bool = True,
+    on_progress: Callable[[], None] | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> Report:
+    """Take waiting entries through full text, language, translation and drafting."""
+    report = report or Report()
+    seen: set[int] = set()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        while not should_stop():
+            claimed = services.store.claim_entries(
+                services.clock(), ENTRY_LEASE, batch_size, retry_failed=retry_failed
+            )
+            # With retry_failed an entry that fails again is due again at once: once is enough.
+            fresh = [e for e in claimed if e.id not in seen]
+            services.store.release_entries(e.id for e in claimed if e.id in seen)
+            if not fresh:
+                break
+            seen.update(e.id for e in fresh)
+
+            def one(entry: EntryWork) -> None:
+                try:
+                    process_entry(services, entry, report)
+                finally:
+                    if on_progress:
+                        on_progress()
+
+            list(pool.map(one, fresh))
+            if not until_idle:
+                break
+    return report
+
+
+def process_entry(services: Services, entry: EntryWork, report: Report) -> None:
+    """Full text, language, translation, draft. A failure is stored and retried later."""
+    store, settings = services.store, services.settings
+    try:
+        full_html, language = entry.full_html, entry.language
+        if full_html is None:
+            extracted = take_full_text(services, entry)
+            if isinstance(extracted, str):
+                store.mark_skipped(entry.id, extracted, now=services.clock())
+                report.entry("skipped")
+                log.info("entry %s skipped: %s", entry.url or entry.id, extracted)
+                return
+            full_html, source = extracted
+            language = detect(f"{entry.title}\n{text_of(full_html)}")
+            store.save_extracted(
+                entry.id, full_html=full_html, source=source, language=language,
+                now=services.clock(),
+            )  # fmt: skip
+        wanted = settings.translation.source_languages
+        if language not in wanted:
+            reason = (
+                f"language is {language!r}, not one of {', '.join(wanted)}"
+                if language
+                else "the language could not be detected (too little text)"
+            )
+            store.mark_skipped(entry.id, f"not translated: {reason}", now=services.clock())
+            report.entry("skipped")
+            return
+        translation = translate_article(
+            entry.title, full_html, services.engine,
+            target_language=settings.translation.target_language,
+        )  # fmt: skip
+        store.save_draft(
+            entry.id,
+            DraftContent(
+                title=translation.title,
+                body_html=translation.body_html,
+                source_language=language,
+                target_language=settings.translation.target_language,
+                engine=translation.engine,
+                characters=translation.characters,
+                requests=translation.requests,
+                warnings=translation.warnings,
+            ),
+            now=services.clock(),
+        )
+        report.entry("drafted")
+    except AggregatorError as exc:
+        now = services.clock()
+        retry_after = exc.retry_after if isinstance(exc, TranslateError | FetchError) else None
+        store.record_entry_error(
+            entry.id,
+            str(exc),
+            now=now,
+            next_attempt_at=decide.next_attempt_after_error(
+                now,
+                attempts=entry.attempts + 1,
+                retry_after=timedelta(seconds=retry_after) if retry_after is not None else None,
+            ),
+        )
+        report.entry("failed", error=f"{entry.url or entry.title}: {exc}")
+        log.warning("entry %s failed: %s", entry.url or entry.id, exc)
+
+
+def take_full_text(services: Services, entry: EntryWork) -> tuple[str, str] | str:
+    """(sanitized article HTML, where it came from), or the reason to skip the entry."""
+    base = entry.url or ""
+    if feed_content_is_full(entry.content_html, entry.summary_html):
+        return sanitize(entry.content_html or "", base or None), "feed"
+    feed_text = entry.content_html or entry.summary_html or ""
+    if not entry.url:
+        if feed_text.strip():
+            return sanitize(feed_text), "feed"
+        return "the entry has no text and no link to an article"
+    # A link from feed content is untrusted: the fetcher's SSRF guard applies.
+    page = services.fetcher.get(entry.url, accept=PAGE_ACCEPT)
+    reason = paywall_reason(page.body.decode("utf-8", "replace"))
+    if reason:
+        return reason
+    return extract_article(page.body, page.url).html, "page"
