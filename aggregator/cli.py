@@ -24,7 +24,8 @@ from aggregator import config as config_module
 from aggregator.config import Settings
 from aggregator.errors import AggregatorError
 from aggregator.models import DraftStatus
-from aggregator.pipeline import Report, Services, poll_feeds, process_backlog
+from aggregator.pipeline import Report, Services, process_backlog
+from aggregator.polling import poll_feeds
 from aggregator.publish import credit_html
 from aggregator.store import DraftView, FeedHealth, Store
 

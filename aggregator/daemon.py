@@ -20,7 +20,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from aggregator import config as config_module
 from aggregator.config import Settings
 from aggregator.errors import AggregatorError
-from aggregator.pipeline import Services, poll_feeds, process_backlog
+from aggregator.pipeline import Services, process_backlog
+from aggregator.polling import poll_feeds
 from aggregator.store import Store
 from aggregator.web import create_app
 

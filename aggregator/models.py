@@ -119,6 +119,7 @@ class Entry(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     next_attempt_at: Mapped[datetime | None] = mapped_column(index=True)
     locked_until: Mapped[datetime | None]
+    update_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -147,6 +148,9 @@ class Draft(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     approved_at: Mapped[datetime | None] = mapped_column(index=True)
+    # The source as it was when the draft was approved: what a stale draft is diffed against.
+    reviewed_source_html: Mapped[str | None] = mapped_column(Text)
+    source_changed_at: Mapped[datetime | None]
 
     entry: Mapped[Entry] = relationship(back_populates="draft")
     events: Mapped[list[DraftEvent]] = relationship(
@@ -169,13 +173,52 @@ class DraftEvent(Base):
     draft: Mapped[Draft] = relationship(back_populates="events")
 
 
+class TranslationMemory(Base):
+    """A translated block, reused whenever the same normalised source block comes again.
+
+    ``engine`` is the engine that produced it, or ``editor`` for an editor's correction,
+    which is preferred over any engine's.
+    """
+
+    __tablename__ = "translation_memory"
+    __table_args__ = (
+        UniqueConstraint(
+            "source_language", "target_language", "engine", "source_hash", name="uq_memory_block"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_language: Mapped[str] = mapped_column(String(16))
+    target_language: Mapped[str] = mapped_column(String(16))
+    engine: Mapped[str] = mapped_column(String(32))
+    source_hash: Mapped[str] = mapped_column(String(64))
+    source_text: Mapped[str] = mapped_column(Text)
+    translated_text: Mapped[str] = mapped_column(Text)
+    uses: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+    used_at: Mapped[datetime]
+
+
+class EngineUsage(Base):
+    """Characters and requests sent to one engine on one UTC day (for the daily budget)."""
+
+    __tablename__ = "engine_usage"
+
+    engine: Mapped[str] = mapped_column(String(32), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD
+    characters: Mapped[int] = mapped_column(Integer, default=0)
+    requests: Mapped[int] = mapped_column(Integer, default=0)
+
+
 __all__ = [
     "Base",
     "Draft",
     "DraftEvent",
     "DraftStatus",
+    "EngineUsage",
     "Entry",
     "EntryState",
     "Feed",
     "FeedStatus",
+    "TranslationMemory",
 ]

@@ -1,0 +1,45 @@
+"""Storage: the only package that opens database sessions.
+
+Split by domain (feeds, entries, drafts, translation memory); ``Store`` is all of them on
+one database. No session is held open during network I/O: callers claim work in one short
+transaction, receive plain snapshots, do their I/O, and write the outcome in another.
+"""
+
+from __future__ import annotations
+
+from aggregator.config import Settings
+from aggregator.store.base import MIGRATIONS, StoreBase
+from aggregator.store.drafts import DraftStore
+from aggregator.store.entries import EntryStore
+from aggregator.store.feeds import FeedStore
+from aggregator.store.snapshots import (
+    DraftContent,
+    DraftView,
+    EntryWork,
+    FeedHealth,
+    FeedWork,
+    PollOutcome,
+    slugify,
+)
+
+
+class Store(FeedStore, EntryStore, DraftStore):
+    """Every query the program makes, on one database."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Store:
+        return cls(settings.database.url)
+
+
+__all__ = [
+    "MIGRATIONS",
+    "DraftContent",
+    "DraftView",
+    "EntryWork",
+    "FeedHealth",
+    "FeedWork",
+    "PollOutcome",
+    "Store",
+    "StoreBase",
+    "slugify",
+]
