@@ -1,0 +1,124 @@
+"""config.toml -> settings: every mistake is a ConfigError naming the key and the file."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from aggregator import config
+from aggregator.errors import ConfigError
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_shipped_config_is_valid_and_follows_the_torment_nexus() -> None:
+    settings = config.load(REPO / "config.toml")
+    assert settings.translation.engine == "google"
+    assert settings.translation.target_language == "fr"
+    assert settings.database.url.startswith("sqlite:///")
+    assert [f.url for f in settings.feeds] == ["https://torment-nexus.mathewingram.com/rss/"]
+    assert settings.feeds[0].interval == 30 * 60
+
+
+def test_defaults_apply_to_an_empty_file(tmp_path: Path) -> None:
+    settings = config.load(write(tmp_path, ""))
+    assert settings.server.port == 8080
+    assert settings.fetch.allow_private_networks is False
+    assert settings.fetch.timeout == 20
+    assert settings.translation.timeout == 30
+    assert settings.feeds == ()
+
+
+def test_relative_sqlite_path_is_relative_to_the_config_file(tmp_path: Path) -> None:
+    settings = config.load(write(tmp_path, '[database]\nurl = "sqlite:///data/a.db"\n'))
+    assert settings.database.url == f"sqlite:///{tmp_path.resolve()}/data/a.db"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[server]\nprot = 8080\n", "unknown key 'server.prot' (did you mean 'server.port'?)"),
+        ("[databse]\n", "unknown key 'databse' (did you mean 'database'?)"),
+        ('[server]\nport = "8080"\n', "'server.port' must be an integer, got str '8080'"),
+        ("[fetch]\nallow_private_networks = 1\n", "'fetch.allow_private_networks' must be true"),
+        ("[[feeds]]\nname = 'x'\n", "missing required key 'feeds[0].url'"),
+        ("[[feeds]]\nurl = 'ftp://x/feed'\n", "'feeds[0].url' must be an http(s) URL"),
+        ('[[feeds]]\nurl = "https://a/"\ninterval = "soon"\n', "'feeds[0].interval'"),
+        ('[translation]\nengine = "babel"\n', "'translation.engine' must be one of"),
+        ('[translation]\nengine = "libre"\n', "missing required key 'translation.libre.url'"),
+        ('[translation]\nsource_languages = "en"\n', "'translation.source_languages' must be a"),
+        ("[server\n", "not valid TOML"),
+    ],
+)
+def test_mistakes_name_the_key_and_the_file(tmp_path: Path, text: str, expected: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        config.load(path)
+    assert str(path) in str(caught.value)
+    assert expected in str(caught.value)
+
+
+def test_a_feed_listed_twice_is_refused(tmp_path: Path) -> None:
+    text = '[[feeds]]\nurl = "https://a.example/rss"\n[[feeds]]\nurl = "https://a.example/rss"\n'
+    with pytest.raises(ConfigError, match="listed twice"):
+        config.load(write(tmp_path, text))
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such configuration file"):
+        config.load(tmp_path / "nowhere.toml")
+
+
+def test_api_keys_come_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AGGREGATOR_DEEPL_API_KEY", "secret-from-env")
+    settings = config.load(write(tmp_path, '[translation]\nengine = "deepl"\n'))
+    assert settings.translation.deepl.api_key == "secret-from-env"
+
+
+def test_deepl_without_a_key_says_where_to_put_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AGGREGATOR_DEEPL_API_KEY", raising=False)
+    with pytest.raises(ConfigError, match="AGGREGATOR_DEEPL_API_KEY"):
+        config.load(write(tmp_path, '[translation]\nengine = "deepl"\n'))
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("90s", 90), ("30m", 1800), ("2h", 7200), ("1d", 86400), (45, 45)]
+)
+def test_durations(text: str | int, seconds: float) -> None:
+    assert config.parse_duration(text) == seconds
+
+
+def test_config_option_env_and_default_are_taken_in_that_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AGGREGATOR_CONFIG", str(tmp_path / "from-env.toml"))
+    assert config.config_path("explicit.toml") == Path("explicit.toml")
+    assert config.config_path() == tmp_path / "from-env.toml"
+    monkeypatch.delenv("AGGREGATOR_CONFIG")
+    assert config.config_path() == Path("config.toml")
+
+
+def test_check_config_command_reports_the_error_and_exits_1(tmp_path: Path) -> None:
+    path = write(tmp_path, "[server]\nhots = 'x'\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "aggregator", "--config", str(path), "check-config"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "unknown key 'server.hots' (did you mean 'server.host'?)" in result.stderr
+    assert "Traceback" not in result.stderr
