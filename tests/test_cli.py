@@ -1,0 +1,178 @@
+"""The review commands as an editor uses them: list, show, edit, approve, reject."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from conftest import WriteConfig, run_cli, run_cli_json
+
+from aggregator import config as config_module
+from aggregator.parse import ParsedEntry
+from aggregator.store import DraftContent, Store
+
+NOW = datetime(2025, 2, 12, 15, 0, tzinfo=UTC)
+
+
+def seed_draft(config_path: Path, title: str = "Elon Musk veut-il acheter OpenAI ?") -> int:
+    """One feed, one entry and its pending draft, written through the store as the pipeline does."""
+    settings = config_module.load(config_path)
+    store = Store.from_settings(settings)
+    try:
+        store.upgrade()
+        store.sync_feeds(settings.feeds, settings, NOW)
+        feed = store.claim_due_feeds(NOW, lease=NOW - NOW, force=True)[0]
+        entry = ParsedEntry(
+            key=f"guid-{title}",
+            url="https://torment-nexus.example/musk-openai/",
+            title="Does Elon Musk want to buy OpenAI?",
+            author="Mathew Ingram",
+            published_at=NOW,
+            updated_at=None,
+            summary_html=None,
+            content_html="<p>English body.</p>",
+            content_hash=f"hash-{title}",
+        )
+        store.record_feed_success(
+            feed.id, now=NOW, next_check_at=NOW, entries=[entry], title="The Torment Nexus",
+            site_url="https://torment-nexus.example/", etag=None, last_modified=None,
+            body_hash=None, ttl_seconds=None,
+        )  # fmt: skip
+        work = store.claim_entries(NOW, lease=NOW - NOW, limit=10)
+        target = next(w for w in work if w.title == entry.title and w.id not in _drafted(store))
+        store.save_extracted(target.id, full_html="<p>English body.</p>", source="feed",
+                             language="en", now=NOW)  # fmt: skip
+        return store.save_draft(
+            target.id,
+            DraftContent(
+                title=title, body_html="<p>Corps en français.</p>", source_language="en",
+                target_language="fr", engine="libre", characters=40, requests=1,
+            ),
+            now=NOW,
+        )  # fmt: skip
+    finally:
+        store.close()
+
+
+def _drafted(store: Store) -> set[int]:
+    return {d.id for d in store.list_drafts()}
+
+
+@pytest.fixture
+def config(write_config: WriteConfig) -> Path:
+    return write_config([{"url": "http://127.0.0.1:9/rss/", "name": "The Torment Nexus"}])
+
+
+def test_list_and_show_give_the_public_json_shape(config: Path) -> None:
+    draft_id = seed_draft(config)
+    listed = run_cli_json(config, "drafts", "list", "--json")
+    assert isinstance(listed, list) and len(listed) == 1
+    assert {"id", "status", "title", "original_url", "feed", "created_at"} <= set(listed[0])
+    assert listed[0]["status"] == "pending"
+    shown = run_cli_json(config, "drafts", "show", str(draft_id), "--json")
+    assert isinstance(shown, dict)
+    assert shown["body_html"] == "<p>Corps en français.</p>"
+    assert shown["original_title"] == "Does Elon Musk want to buy OpenAI?"
+    assert shown["author"] == "Mathew Ingram"
+    assert shown["feed"] == "The Torment Nexus"
+    assert shown["engine"] == "libre"
+    assert shown["published_at"] == "2025-02-12T15:00:00Z"
+    assert shown["warnings"] == []
+    assert "article original de Mathew Ingram" in shown["credit_html"]
+    assert "pas encore relue" in shown["credit_html"]
+
+
+def test_approve_names_the_reviewer_and_is_idempotent(config: Path) -> None:
+    draft_id = seed_draft(config)
+    run_cli(config, "drafts", "approve", str(draft_id), "--as", "Camille")
+    run_cli(config, "drafts", "approve", str(draft_id), "--as", "Camille")
+    shown = run_cli_json(config, "drafts", "show", str(draft_id), "--json")
+    assert isinstance(shown, dict)
+    assert shown["status"] == "approved"
+    assert shown["reviewed_by"] == "Camille"
+    assert "relue par Camille" in shown["credit_html"]
+    assert run_cli_json(config, "drafts", "list", "--json") == []
+    approved = run_cli_json(config, "drafts", "list", "--status", "approved", "--json")
+    assert isinstance(approved, list) and [d["id"] for d in approved] == [draft_id]
+
+
+def test_a_rejected_draft_cannot_be_approved_and_the_error_says_why(config: Path) -> None:
+    draft_id = seed_draft(config)
+    run_cli(config, "drafts", "reject", str(draft_id))
+    result = run_cli(config, "drafts", "approve", str(draft_id), check=False)
+    assert result.returncode == 1
+    assert f"draft {draft_id} is rejected" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_draft_is_a_clear_error(config: Path) -> None:
+    seed_draft(config)
+    result = run_cli(config, "drafts", "show", "999", check=False)
+    assert result.returncode == 1
+    assert "no draft with id 999" in result.stderr
+
+
+def test_edit_title_and_body_from_a_file(config: Path, tmp_path: Path) -> None:
+    draft_id = seed_draft(config)
+    body = tmp_path / "body.html"
+    body.write_text("<p>Corps relu et corrigé.</p>", encoding="utf-8")
+    run_cli(config, "drafts", "edit", str(draft_id), "--title", "Titre corrigé",
+            "--body-file", str(body))  # fmt: skip
+    shown = run_cli_json(config, "drafts", "show", str(draft_id), "--json")
+    assert isinstance(shown, dict)
+    assert shown["title"] == "Titre corrigé"
+    assert shown["body_html"] == "<p>Corps relu et corrigé.</p>"
+    assert shown["status"] == "pending"
+
+
+def test_edit_without_options_opens_the_editor(config: Path, tmp_path: Path) -> None:
+    draft_id = seed_draft(config)
+    editor = tmp_path / "editor.py"
+    editor.write_text(
+        f"#!{sys.executable}\n"
+        "import sys\n"
+        "path = sys.argv[1]\n"
+        "text = open(path, encoding='utf-8').read()\n"
+        "text = text.replace('Elon Musk veut-il acheter OpenAI ?', 'Musk et OpenAI')\n"
+        "text = text.replace('Corps en français.', 'Corps revu dans l’éditeur.')\n"
+        "open(path, 'w', encoding='utf-8').write(text)\n",
+        encoding="utf-8",
+    )
+    editor.chmod(editor.stat().st_mode | stat.S_IXUSR)
+    os.environ["EDITOR"] = str(editor)
+    try:
+        run_cli(config, "drafts", "edit", str(draft_id))
+    finally:
+        del os.environ["EDITOR"]
+    shown = run_cli_json(config, "drafts", "show", str(draft_id), "--json")
+    assert isinstance(shown, dict)
+    assert shown["title"] == "Musk et OpenAI"
+    assert shown["body_html"] == "<p>Corps revu dans l’éditeur.</p>"
+
+
+def test_feeds_export_then_import_round_trips(config: Path, tmp_path: Path) -> None:
+    opml = tmp_path / "feeds.opml"
+    opml.write_text(run_cli(config, "feeds", "export").stdout, encoding="utf-8")
+    printed = run_cli(config, "feeds", "import", str(opml)).stdout
+    assert '[[feeds]]\nurl = "http://127.0.0.1:9/rss/"\nname = "The Torment Nexus"' in printed
+
+
+def test_import_of_a_file_that_is_not_opml_fails_clearly(config: Path, tmp_path: Path) -> None:
+    bogus = tmp_path / "bogus.opml"
+    bogus.write_text("<opml><body><outline text='no url'/>", encoding="utf-8")
+    result = run_cli(config, "feeds", "import", str(bogus), check=False)
+    assert result.returncode == 1
+    assert "not a readable OPML file" in result.stderr
+
+
+def test_status_counts_drafts(config: Path) -> None:
+    seed_draft(config)
+    printed = run_cli(config, "status").stdout
+    assert "drafts:  1 pending, 0 approved, 0 rejected" in printed
+    feed = json.loads(run_cli(config, "feeds", "list", "--json").stdout)[0]
+    assert (feed["status"], feed["entries"], feed["title"]) == ("ok", 1, "The Torment Nexus")
