@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import sys
-import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -19,15 +18,16 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from aggregator import __version__
+from aggregator import __version__, health
 from aggregator import config as config_module
+from aggregator import opml as opml_module
 from aggregator.config import Settings
 from aggregator.errors import AggregatorError
 from aggregator.models import DraftStatus
 from aggregator.pipeline import Report, Services, process_backlog
 from aggregator.polling import poll_feeds
 from aggregator.publish import credit_html
-from aggregator.store import DraftView, FeedHealth, Store
+from aggregator.store import DraftView, FeedHealth, Overview, Store
 
 err = Console(stderr=True)
 out = Console()
@@ -197,6 +197,9 @@ def _feed_json(feed: FeedHealth) -> dict[str, Any]:
         "error_count": feed.error_count,
         "last_error": feed.last_error,
         "entries": feed.entries,
+        "status_text": health.status_words(feed),
+        "last_success_at": _iso(feed.last_success_at),
+        "config_url": feed.config_url,
     }
 
 
@@ -208,15 +211,17 @@ def feeds_list(ctx: click.Context, as_json: bool) -> None:
     settings = _settings(ctx)
     with _store(settings, upgrade=True) as store:
         store.sync_feeds(settings.feeds, settings, Services.now())
-        health = store.feed_health()
+        feeds_health = store.feed_health()
     if as_json:
-        _print_json([_feed_json(f) for f in health])
+        _print_json([_feed_json(f) for f in feeds_health])
         return
+    now = Services.now()
     table = Table("name", "status", "last check", "next check", "errors", "entries", "last error")
-    for f in health:
+    for f in feeds_health:
         table.add_row(
-            f.name, f.status, _iso(f.last_checked_at) or "never", _iso(f.next_check_at) or "-",
-            str(f.error_count), str(f.entries), f.last_error or "",
+            f.name, health.status_words(f), health.ago(f.last_checked_at, now),
+            health.until(f.next_check_at, now), str(f.error_count), str(f.entries),
+            f.last_error or "",
         )  # fmt: skip
     out.print(table)
 
@@ -225,20 +230,8 @@ def feeds_list(ctx: click.Context, as_json: bool) -> None:
 @click.argument("opml", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def feeds_import(opml: Path) -> None:
     """Print [[feeds]] tables for the feeds of an OPML file, to append to config.toml."""
-    try:
-        tree = ElementTree.parse(opml)  # noqa: S314 - a file the operator chose
-    except ElementTree.ParseError as exc:
-        raise AggregatorError(f"{opml}: not a readable OPML file ({exc})") from None
-    found = 0
-    for outline in tree.iter("outline"):
-        url = outline.get("xmlUrl")
-        if not url:
-            continue
-        name = outline.get("title") or outline.get("text") or ""
-        click.echo(f"[[feeds]]\nurl = {json.dumps(url)}\nname = {json.dumps(name)}\n")
-        found += 1
-    if not found:
-        raise AggregatorError(f"{opml}: no feed (outline with xmlUrl) found")
+    found = opml_module.read_opml(opml.read_bytes(), str(opml))
+    click.echo(opml_module.feeds_toml(found), nl=False)
 
 
 @feeds.command("export")
@@ -246,18 +239,16 @@ def feeds_import(opml: Path) -> None:
 def feeds_export(ctx: click.Context) -> None:
     """Print the configured feeds as OPML."""
     settings = _settings(ctx)
-    root = ElementTree.Element("opml", version="2.0")
-    head = ElementTree.SubElement(root, "head")
-    ElementTree.SubElement(head, "title").text = "aggregator feeds"
-    body = ElementTree.SubElement(root, "body")
-    for feed in settings.feeds:
-        ElementTree.SubElement(
-            body, "outline", type="rss", text=feed.display_name, title=feed.display_name,
-            xmlUrl=feed.url,
-        )  # fmt: skip
-    ElementTree.indent(root)
-    click.echo('<?xml version="1.0" encoding="UTF-8"?>')
-    click.echo(ElementTree.tostring(root, encoding="unicode"))
+    with _store(settings, upgrade=True) as store:
+        known = {f.config_url: f for f in store.feed_health()}
+    click.echo(
+        opml_module.write_opml(
+            settings.feeds,
+            now=Services.now(),
+            titles={url: f.title for url, f in known.items() if f.title},
+            sites={url: f.site_url for url, f in known.items() if f.site_url},
+        )
+    )
 
 
 # ---------------------------------------------------------------- drafts
@@ -464,6 +455,17 @@ def db_upgrade(ctx: click.Context) -> None:
         click.echo(f"database {store.safe_url} is up to date")
 
 
+@db.command("backup")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+def db_backup(ctx: click.Context, path: Path) -> None:
+    """Copy the live SQLite database to PATH (a new file) while the daemon keeps running."""
+    settings = _settings(ctx)
+    with _store(settings) as store:
+        result = store.backup(path)
+    click.echo(f"backed up {store.safe_url} to {result.path} ({result.size} bytes, checked)")
+
+
 @main.command("check-config")
 @click.pass_context
 def check_config(ctx: click.Context) -> None:
@@ -483,13 +485,16 @@ def status(ctx: click.Context) -> None:
     settings = _settings(ctx)
     with _store(settings, upgrade=True) as store:
         store.sync_feeds(settings.feeds, settings, Services.now())
-        health = store.feed_health()
+        feeds_health = store.feed_health()
         backlog = store.backlog(Services.now())
         counts = {s.value: len(store.list_drafts(s)) for s in DraftStatus}
-    failing = [f for f in health if f.status in ("error", "gone")]
-    click.echo(f"feeds:   {len(health)} ({len(failing)} failing)")
-    for f in failing:
-        click.echo(f"  {f.name}: {f.last_error} (next check {_iso(f.next_check_at)})")
+        overview = store.overview(Services.now())
+        database = store.safe_url
+        budget_paused = store.paused_by_budget()
+    failing = [f for f in feeds_health if f.status in ("error", "gone")]
+    click.echo(f"feeds:   {len(feeds_health)} ({len(failing)} failing)")
+    for f in feeds_health:
+        click.echo(f"  {health.describe(f, Services.now())}")
     click.echo(
         f"entries: {backlog.get('new', 0)} waiting for text, {backlog.get('extracted', 0)} waiting "
         f"for translation ({backlog.get('failing', 0)} failing), {backlog.get('drafted', 0)} "
@@ -499,3 +504,46 @@ def status(ctx: click.Context) -> None:
         f"drafts:  {counts['pending']} pending, {counts['approved']} approved, "
         f"{counts['rejected']} rejected"
     )
+    _print_work(overview, database)
+    _print_budgets(settings, overview, *budget_paused)
+
+
+def _print_budgets(settings: Settings, overview: Overview, paused: int, reason: str | None) -> None:
+    """Each engine's daily character budget, and whether translation is paused by it."""
+    translation = settings.translation
+    for name in (translation.engine, *translation.fallback):
+        budget = translation.engine_settings(name).daily_characters
+        if budget:
+            spent = overview.engines_today.get(name)
+            used = spent.characters if spent else 0
+            click.echo(f"budget:  {name}: {used:,} of {budget:,} characters spent today (UTC)")
+    if paused:
+        click.echo(f"translation paused: {reason} ({paused} entries wait)")
+
+
+def _print_work(overview: Overview, database: str) -> None:
+    """Queues, claims and engine usage: is the daemon keeping up, is a worker gone?"""
+    due, late = overview.due, overview.overdue_seconds
+    click.echo(
+        f"due now: {due.get('feeds', 0)} feeds, {due.get('text', 0)} entries for text, "
+        f"{due.get('translation', 0)} for translation; most overdue "
+        f"{_duration(max(late.values(), default=0.0))}"
+    )
+    click.echo(
+        f"claims:  {overview.claims_held} entries in progress, {overview.claims_expired} "
+        "left by a stopped process (taken up again by any worker)"
+    )
+    for engine, totals in overview.engines_today.items():
+        click.echo(
+            f"engine:  {engine}: {totals.characters} characters in {totals.requests} "
+            "requests today (UTC)"
+        )
+    click.echo(f"database: {database}")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

@@ -83,6 +83,16 @@ class EngineSettings:
     region: str = ""
     max_chars: int = 0
     timeout: Duration = Duration(0)
+    # Characters this engine may receive per UTC day; 0 means no budget.
+    daily_characters: int = 0
+
+
+@dataclass(frozen=True)
+class GlossarySettings:
+    """Terms kept exactly as written, and terms always translated the same way."""
+
+    keep: tuple[str, ...] = ()
+    force: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -91,6 +101,12 @@ class TranslationSettings:
     source_languages: tuple[str, ...] = ("en",)
     target_language: str = "fr"
     timeout: Duration = Duration(30)
+    # Engines tried in order when the one above fails, is paused or has spent its budget.
+    fallback: tuple[str, ...] = ()
+    # Consecutive failures that pause an engine, and for how long at first.
+    breaker_threshold: int = 3
+    breaker_cooldown: Duration = Duration(60)
+    glossary: GlossarySettings = GlossarySettings()
     libre: EngineSettings = EngineSettings()
     google: EngineSettings = EngineSettings()
     deepl: EngineSettings = EngineSettings()
@@ -107,11 +123,55 @@ class ScheduleSettings:
     default_interval: Duration = Duration(30 * 60)
     backlog_interval: Duration = Duration(60)
     max_attempts_backoff: Duration = Duration(24 * 3600)
+    # A feed that rewrites an entry on every fetch must not get it re-translated all day.
+    max_updates_per_entry_per_day: int = 3
+    # How long a claim on a feed or an entry lasts; a running daemon renews its claims, so
+    # this is how soon the work of a crashed process is taken up again.
+    lease: Duration = Duration(5 * 60)
+    # Entries one process takes through the pipeline at once (translation is latency-bound).
+    entry_concurrency: int = 4
+    # On SIGTERM, how long in-flight entries may take to finish before they are released.
+    shutdown_grace: Duration = Duration(5)
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    # "journal": one line per record, "<priority>key=value …", for journald; "text": for a
+    # terminal; "auto": journal when stderr is connected to the journal ($JOURNAL_STREAM).
+    format: str = "auto"
+    level: str = "info"
 
 
 @dataclass(frozen=True)
 class PublishSettings:
     max_entries: int = 50
+    # WebSub hub told about every change of the published feeds ("" = none).
+    hub_url: str = ""
+    # How long a rendered feed is served before the database is asked whether it changed.
+    cache_ttl: Duration = Duration(1)
+    # Cache-Control max-age of the public feeds and article pages.
+    max_age: Duration = Duration(300)
+
+
+@dataclass(frozen=True)
+class ReviewSettings:
+    """Who may use /review/ and /api/, and how they prove it. Secrets never live here:
+    only the names of the environment variables or files that hold them."""
+
+    password_env: str = "AGGREGATOR_REVIEW_PASSWORD"  # noqa: S105 - a variable's name
+    password_file: str = ""
+    # Names accepted at login; empty means any name (all editors share the password).
+    reviewers: tuple[str, ...] = ()
+    # "name:token" pairs, comma-separated in the variable, one per line in the file.
+    api_tokens_env: str = "AGGREGATOR_API_TOKENS"
+    api_tokens_file: str = ""
+    session_secret_env: str = "AGGREGATOR_SESSION_SECRET"  # noqa: S105 - a variable's name
+    # Default: "session-secret" in $STATE_DIRECTORY, else beside the SQLite database.
+    session_secret_file: str = ""
+    session_lifetime: Duration = Duration(12 * 3600)
+    login_attempts: int = 5
+    login_window: Duration = Duration(15 * 60)
+    max_body_bytes: int = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -134,6 +194,8 @@ class Settings:
     translation: TranslationSettings = TranslationSettings()
     schedule: ScheduleSettings = ScheduleSettings()
     publish: PublishSettings = PublishSettings()
+    review: ReviewSettings = ReviewSettings()
+    log: LogSettings = LogSettings()
     feeds: tuple[FeedSettings, ...] = field(default_factory=tuple)
 
     def feed_interval(self, feed: FeedSettings) -> float:
@@ -214,6 +276,11 @@ def _convert(kind: Any, value: Any, file: Path, key: str) -> Any:
         if dataclasses.is_dataclass(item_kind):
             return tuple(_convert(item_kind, v, file, f"{key}[{i}]") for i, v in enumerate(value))
         return tuple(_convert(item_kind, v, file, f"{key}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{file}: '{key}' must be a table, got {_describe(value)}")
+        value_kind = typing.get_args(kind)[1]
+        return {str(k): _convert(value_kind, v, file, f"{key}.{k}") for k, v in value.items()}
     if kind is Duration:
         try:
             return Duration(parse_duration(value))
@@ -257,12 +324,25 @@ def _with_secrets_from_environment(translation: TranslationSettings) -> Translat
     updates: dict[str, EngineSettings] = {}
     for name in ENGINES:
         engine = translation.engine_settings(name)
-        secret = os.environ.get(f"AGGREGATOR_{name.upper()}_API_KEY")
+        secret = os.environ.get(f"AGGREGATOR_{name.upper()}_API_KEY") or _credential(
+            f"{name}_api_key"
+        )
         if secret and not engine.api_key:
             updates[name] = dataclasses.replace(engine, api_key=secret)
     for name, engine in updates.items():
         translation = dataclasses.replace(translation, **{name: engine})  # type: ignore[arg-type]
     return translation
+
+
+def _credential(name: str) -> str | None:
+    """A secret handed over by systemd (LoadCredential=NAME:PATH), never seen by other units."""
+    directory = os.environ.get("CREDENTIALS_DIRECTORY")
+    if not directory:
+        return None
+    try:
+        return (Path(directory) / name).read_text(encoding="utf-8").strip() or None
+    except OSError:
+        return None
 
 
 def _check(settings: Settings, file: Path) -> None:
@@ -283,6 +363,7 @@ def _check(settings: Settings, file: Path) -> None:
             f"{file}: engine '{engine}' needs 'translation.{engine}.api_key' "
             f"(or the environment variable AGGREGATOR_{engine.upper()}_API_KEY)"
         )
+    _check_translation(settings.translation, file)
     base = urlsplit(settings.server.base_url)
     if base.scheme not in ("http", "https") or not base.netloc:
         raise ConfigError(
@@ -298,3 +379,75 @@ def _check(settings: Settings, file: Path) -> None:
         if feed.url in seen:
             raise ConfigError(f"{file}: 'feeds[{i}].url' is listed twice: {feed.url}")
         seen.add(feed.url)
+    _check_review(settings, file)
+    _check_operations(settings, file)
+
+
+def _check_review(settings: Settings, file: Path) -> None:
+    """The hub is an http(s) URL; limits of the review desk are positive."""
+    hub = settings.publish.hub_url
+    if hub and (urlsplit(hub).scheme not in ("http", "https") or not urlsplit(hub).netloc):
+        raise ConfigError(f"{file}: 'publish.hub_url' must be an http(s) URL, got {hub!r}")
+    if settings.publish.max_entries < 1:
+        raise ConfigError(f"{file}: 'publish.max_entries' must be at least 1")
+    review = settings.review
+    for key in ("login_attempts", "max_body_bytes"):
+        if getattr(review, key) < 1:
+            raise ConfigError(f"{file}: 'review.{key}' must be at least 1")
+
+
+def _check_translation(translation: TranslationSettings, file: Path) -> None:
+    """Fallback engines are known and usable; glossary entries are not empty."""
+    seen = {translation.engine}
+    for i, name in enumerate(translation.fallback):
+        key = f"translation.fallback[{i}]"
+        if name not in ENGINES:
+            raise ConfigError(f"{file}: '{key}' must be one of {', '.join(ENGINES)}, got {name!r}")
+        if name in seen:
+            raise ConfigError(f"{file}: '{key}': engine {name!r} is already in the chain")
+        seen.add(name)
+        if name == "libre" and not translation.libre.url:
+            raise ConfigError(f"{file}: missing required key 'translation.libre.url' for '{key}'")
+        if name in ("deepl", "microsoft") and not translation.engine_settings(name).api_key:
+            raise ConfigError(
+                f"{file}: engine '{name}' in '{key}' needs 'translation.{name}.api_key' "
+                f"(or the environment variable AGGREGATOR_{name.upper()}_API_KEY)"
+            )
+    for name in ENGINES:
+        if translation.engine_settings(name).daily_characters < 0:
+            raise ConfigError(f"{file}: 'translation.{name}.daily_characters' must be >= 0")
+    if translation.breaker_threshold < 1:
+        raise ConfigError(f"{file}: 'translation.breaker_threshold' must be at least 1")
+    for i, term in enumerate(translation.glossary.keep):
+        if not term.strip():
+            raise ConfigError(f"{file}: 'translation.glossary.keep[{i}]' is empty")
+    for term, french in translation.glossary.force.items():
+        if not term.strip() or not french.strip():
+            raise ConfigError(
+                f"{file}: 'translation.glossary.force' needs a non-empty term and translation, "
+                f"got {term!r} = {french!r}"
+            )
+
+
+LOG_FORMATS = ("auto", "journal", "text")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _check_operations(settings: Settings, file: Path) -> None:
+    """Concurrency is positive; the shutdown grace fits systemd's stop timeout; known log keys."""
+    if settings.schedule.entry_concurrency < 1:
+        raise ConfigError(f"{file}: 'schedule.entry_concurrency' must be at least 1")
+    if settings.schedule.shutdown_grace > 8:
+        raise ConfigError(
+            f"{file}: 'schedule.shutdown_grace' must be at most 8s (the daemon exits within 10s)"
+        )
+    if settings.log.format not in LOG_FORMATS:
+        raise ConfigError(
+            f"{file}: 'log.format' must be one of {', '.join(LOG_FORMATS)}, "
+            f"got {settings.log.format!r}"
+        )
+    if settings.log.level not in LOG_LEVELS:
+        raise ConfigError(
+            f"{file}: 'log.level' must be one of {', '.join(LOG_LEVELS)}, "
+            f"got {settings.log.level!r}"
+        )

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 MAX_DELAY = timedelta(hours=24)
 ENTRY_RETRY_BASE = timedelta(minutes=1)
 JITTER_FRACTION = 0.1
+UPDATE_WINDOW = timedelta(days=1)
 _MAX_AGE = re.compile(r"(?:^|,)\s*(?:s-)?max-age\s*=\s*\"?(\d+)", re.I)
 
 
@@ -29,16 +30,29 @@ def cache_lifetime(cache_control: str | None, expires: str | None, now: datetime
             return timedelta(0)
         match = _MAX_AGE.search(cache_control)
         if match:
-            return timedelta(seconds=int(match.group(1)))
+            return timedelta(seconds=min(int(match.group(1)), int(MAX_DELAY.total_seconds())))
     if expires:
         try:
             when = email.utils.parsedate_to_datetime(expires)
-        except (TypeError, ValueError):
-            return timedelta(0)
+        except (TypeError, ValueError, IndexError):
+            return timedelta(0)  # RFC 9111: an invalid Expires means already expired
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
-        return max(timedelta(0), when - now)
+        return min(max(timedelta(0), when - now), MAX_DELAY)
     return timedelta(0)
+
+
+def poll_delay(
+    *,
+    interval: timedelta,
+    ttl: timedelta | None = None,
+    cache_control: str | None = None,
+    expires: str | None = None,
+    now: datetime,
+) -> timedelta:
+    """max(feed interval, RSS <ttl>, Cache-Control max-age, Expires), capped at 24 h."""
+    delay = max(interval, ttl or timedelta(0), cache_lifetime(cache_control, expires, now))
+    return min(delay, MAX_DELAY)
 
 
 def next_check_after_success(
@@ -49,12 +63,25 @@ def next_check_after_success(
     ttl: timedelta | None = None,
     cache_control: str | None = None,
     expires: str | None = None,
+    scheduled_at: datetime | None = None,
 ) -> datetime:
-    """max(interval, <ttl>, Cache-Control max-age, Expires), capped at 24 h, plus jitter."""
-    delay = max(interval, ttl or timedelta(0), cache_lifetime(cache_control, expires, now))
-    delay = min(delay, MAX_DELAY)
-    when: datetime = now + delay + jitter(feed_key, interval)
-    return when
+    """When to check a feed that just answered.
+
+    A feed keeps its own phase: a poll that ran late (the scheduler ticks once a minute, a
+    queue was long) counts from the time it was due, so the lateness never accumulates. A
+    feed with no phase yet (first poll, a poll forced by hand, a poll long overdue) gets one
+    from now plus its fixed jitter, which spreads feeds added together across 10 % of their
+    interval once and for all.
+    """
+    delay = poll_delay(
+        interval=interval, ttl=ttl, cache_control=cache_control, expires=expires, now=now
+    )
+    on_time = scheduled_at is not None and scheduled_at <= now < scheduled_at + delay
+    if on_time and scheduled_at is not None:
+        when: datetime = scheduled_at + delay
+    else:
+        when = now + delay + jitter(feed_key, interval)
+    return min(when, now + MAX_DELAY)
 
 
 def next_check_after_error(
@@ -64,7 +91,10 @@ def next_check_after_error(
     error_count: int,
     retry_after: timedelta | None = None,
 ) -> datetime:
-    """interval × 2^errors (error_count counts this failure), capped at 24 h; never gives up."""
+    """interval × 2^(errors-1), capped at 24 h, or later if the server asked; never gives up.
+
+    ``error_count`` counts this failure, so the first failure waits one interval.
+    """
     exponent = min(max(error_count - 1, 0), 32)
     delay = min(interval * (2**exponent), MAX_DELAY)
     if retry_after is not None:
@@ -83,3 +113,24 @@ def next_attempt_after_error(
         delay = max(delay, min(retry_after, MAX_DELAY))
     when: datetime = now + delay
     return when
+
+
+def accept_entry_update(
+    now: datetime,
+    *,
+    window_started_at: datetime | None,
+    updates_in_window: int,
+    limit: int,
+) -> tuple[bool, datetime, int]:
+    """May a changed entry be taken as an update now? -> (yes?, window start, updates in it).
+
+    At most ``limit`` updates per entry per day: a feed that rewrites an entry on every
+    fetch (a counter, a "last seen" line) cannot make it re-translated all day. A refused
+    change is not lost: the entry keeps its old content hash, so the change is taken as soon
+    as the window allows.
+    """
+    if window_started_at is None or now - window_started_at >= UPDATE_WINDOW:
+        window_started_at, updates_in_window = now, 0
+    if updates_in_window >= limit:
+        return False, window_started_at, updates_in_window
+    return True, window_started_at, updates_in_window + 1

@@ -20,12 +20,28 @@ class StorageError(AggregatorError):
     """The database cannot be opened, upgraded or queried."""
 
 
+class ClaimLostError(StorageError):
+    """A process wrote the result of work whose claim it no longer holds (its lease ran out
+    and another process took the work over, or it released the claim when asked to stop):
+    the result is discarded, so the work has one effect however many times it ran."""
+
+
 class NotFoundError(AggregatorError):
     """A draft, entry or feed asked for by id or name does not exist."""
 
 
 class InvalidTransitionError(AggregatorError):
     """A review action does not apply to the draft's current status (approve a rejected one)."""
+
+
+class ConflictError(AggregatorError):
+    """A review action was based on a version of a draft that someone else has since changed
+    (the version the editor saw is not the current one): nothing was written."""
+
+
+class InvalidEditError(AggregatorError):
+    """An editor's change cannot be saved as given: an empty title or block, a block edit
+    that holds block markup, a block number the draft does not have."""
 
 
 class FetchError(AggregatorError):
@@ -58,6 +74,14 @@ class ParseError(AggregatorError):
     """Feed bytes are not a feed (an HTML page, an empty body) or are too broken to keep."""
 
 
+class NotAFeedError(ParseError):
+    """A feed URL answered with an HTML page: feed discovery looks in it for the real feed."""
+
+
+class OpmlError(AggregatorError):
+    """An OPML file given to ``feeds import`` cannot be read, or holds no feed."""
+
+
 class ExtractError(AggregatorError):
     """No article text could be extracted from a page or a feed entry."""
 
@@ -69,3 +93,8 @@ class TranslateError(AggregatorError):
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class BudgetExhaustedError(TranslateError):
+    """An engine's daily character budget (``[translation.<engine>] daily_characters``) is
+    spent, and so is every fallback's: translation pauses until the next UTC day."""

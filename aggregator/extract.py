@@ -9,12 +9,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from html import escape as html_escape
+from urllib.parse import urlsplit
 
 import lxml.html
 import nh3
 import trafilatura
 from lxml import etree
 
+from aggregator.boilerplate import remove_boilerplate
 from aggregator.errors import ExtractError
 
 ALLOWED_TAGS = {
@@ -37,11 +39,28 @@ ALLOWED_ATTRIBUTES = {
 }  # fmt: skip
 URL_SCHEMES = {"http", "https", "mailto"}
 
-# Ghost and Substack say so in the page when a post is for paying members only.
+# Ghost and Substack say so in the page (or the feed's content) when a post is for paying
+# members only: Ghost with its upgrade call-to-action and the members-only card marker,
+# Substack with its paywall block and "keep reading with a free trial".
 _PAYWALL_MARKERS = (
-    re.compile(r"gh-post-upgrade-cta|This post is for (?:paying )?subscribers only", re.I),
-    re.compile(r"This post is for paid subscribers|class=\"[^\"]*paywall", re.I),
-    re.compile(r"<!--\s*members-only\s*-->", re.I),
+    (
+        re.compile(
+            r"class=\"[^\"]*\bgh-post-upgrade-cta\b|This post is for (?:paying |paid )?"
+            r"(?:subscribers|members)(?: on the [^<]{1,60} tiers?)? only",
+            re.I,
+        ),
+        "Ghost",
+    ),
+    (re.compile(r"<!--\s*members-only\s*-->", re.I), "Ghost"),
+    (
+        re.compile(
+            r"This post is for paid subscribers|class=\"(?:[^\"]*\s)?paywall(?:-[\w-]+)?[\s\"]|"
+            r"data-testid=\"paywall\"|Keep reading with a \d+-day free trial|"
+            r"to keep reading this post and get \d+ days of free access",
+            re.I,
+        ),
+        "Substack",
+    ),
 )
 _WORD = re.compile(r"\w+", re.UNICODE)
 FULL_TEXT_MIN_WORDS = 150
@@ -65,7 +84,16 @@ def sanitize(html: str, base_url: str | None = None) -> str:
         url_schemes=URL_SCHEMES,
         link_rel="noopener noreferrer",
         strip_comments=True,
+        attribute_filter=_drop_unsafe_cite,
     ).strip()
+
+
+def _drop_unsafe_cite(element: str, attribute: str, value: str) -> str | None:
+    """nh3 checks the scheme of href and src, not of cite: a javascript: cite goes here."""
+    if attribute != "cite":
+        return value
+    scheme = urlsplit("".join(value.split())).scheme.lower()
+    return value if not scheme or scheme in URL_SCHEMES else None
 
 
 def absolutize(html: str, base_url: str) -> str:
@@ -106,9 +134,12 @@ def paywall_reason(html: str | None) -> str | None:
     """Why this page or content is only a members-only preview, or None."""
     if not html:
         return None
-    for marker in _PAYWALL_MARKERS:
+    for marker, platform in _PAYWALL_MARKERS:
         if marker.search(html):
-            return "members-only post: the page shows only a preview to non-members"
+            return (
+                f"members-only post ({platform} paywall): only a preview is public, "
+                "so it is not translated"
+            )
     return None
 
 
@@ -150,7 +181,7 @@ def extract_article(page_html: str | bytes, url: str) -> Article:
     )
     if not extracted:
         raise ExtractError(f"{url}: no article text found in the page")
-    body = _body_of(extracted)
+    body = remove_boilerplate(_body_of(extracted))
     html = sanitize(body, url)
     if not text_of(html):
         raise ExtractError(f"{url}: the extracted article is empty")
@@ -163,7 +194,28 @@ def extract_article(page_html: str | bytes, url: str) -> Article:
 
 
 def _body_of(document: str) -> str:
-    root = lxml.html.document_fromstring(document)
+    """The body of trafilatura's HTML, with its inline code kept inline.
+
+    trafilatura renders every code element as ``<pre>``, and an HTML parser then closes the
+    paragraph at that ``<pre>``: the rest of the sentence falls outside any block. Its output
+    is well-formed XML, so it is read as XML and a ``pre`` inside running text becomes the
+    ``code`` it was.
+    """
+    try:
+        root = etree.fromstring(document.encode("utf-8"), etree.XMLParser(recover=False))
+    except etree.XMLSyntaxError:
+        root = lxml.html.document_fromstring(document)
     body = root.find("body")
     container = body if body is not None else root
+    for pre in list(container.iter("pre")):
+        parent = pre.getparent()
+        in_text = parent is not None and parent is not container and parent.tag in _INLINE_HOSTS
+        if in_text or ("\n" not in (pre.text or "") and (pre.tail or "").strip()):
+            pre.tag = "code"
     return _inner_html(container)
+
+
+_INLINE_HOSTS = {
+    "p", "li", "td", "th", "h1", "h2", "h3", "h4", "h5", "h6", "a", "b", "i", "u", "em",
+    "strong", "span", "del", "sub", "sup", "figcaption", "dd", "dt", "q", "cite",
+}  # fmt: skip

@@ -1,15 +1,19 @@
 """HTTP only: conditional GET, redirects, deadlines, size cap, SSRF guard, Retry-After.
 
 All interpretation of HTTP lives here; callers get a ``FetchResult`` or a ``FetchError``
-whose message a person can read.
+whose message a person can read. The socket level (one checked DNS answer per connection,
+the per-request deadline on every read) is in ``connect``.
 """
 
 from __future__ import annotations
 
 import email.utils
-import ipaddress
-import socket
-import time
+import http
+import threading
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import Token
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urljoin, urlsplit
@@ -18,11 +22,21 @@ import httpx
 
 from aggregator import __version__
 from aggregator.config import FetchSettings
+from aggregator.connect import (
+    HostClients,
+    PinnedBackend,
+    PinnedTransport,
+    Resolver,
+    end_deadline,
+    start_deadline,
+    system_resolver,
+)
 from aggregator.errors import BlockedURLError, FetchError
 
 PROJECT_URL = "https://github.com/aggregator-project/aggregator"
 REDIRECT_STATUSES = {301, 302, 303, 307, 308}
 PERMANENT_REDIRECTS = {301, 308}
+MIB = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -61,48 +75,139 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
-def check_public_address(url: str) -> None:
-    """Raise BlockedURLError unless every address the host resolves to is public."""
-    host = urlsplit(url).hostname
-    if not host:
-        raise BlockedURLError(f"{url}: no host in URL")
-    try:
-        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise FetchError(f"{url}: cannot resolve host {host!r} ({exc})") from None
-    for info in infos:
-        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-            address = address.ipv4_mapped
-        if not address.is_global or address.is_multicast:
-            raise BlockedURLError(
-                f"{url}: refused to fetch, {host} resolves to the non-public address {address}"
-                " (set [fetch] allow_private_networks = true to allow it)"
+class BodyDecoder:
+    """Content-Encoding decoding that never holds more than ``limit`` decoded bytes.
+
+    zlib is asked for at most the bytes still allowed, so a gzip bomb costs at most the
+    limit in memory before it is refused, whatever its ratio.
+    """
+
+    def __init__(self, content_encoding: str, limit: int) -> None:
+        self.limit = limit
+        self.size = 0
+        codings = [c.strip().lower() for c in content_encoding.split(",") if c.strip()]
+        codings = [c for c in codings if c != "identity"]
+        for coding in codings:
+            if coding not in ("gzip", "x-gzip", "deflate"):
+                raise FetchError(
+                    f"the server used a compression this program does not read ({coding})"
+                )
+        if len(codings) > 1:
+            raise FetchError(f"the server compressed the body several times ({content_encoding})")
+        self.coding = codings[0] if codings else None
+        self._zlib: zlib._Decompress | None = None
+        self._raw_deflate = False
+
+    def _decompressor(self) -> zlib._Decompress:
+        if self._zlib is None:
+            # 32 + 15: zlib or gzip header, detected; raw deflate is tried if that fails.
+            wbits = -15 if self._raw_deflate else (47 if self.coding != "deflate" else 15)
+            self._zlib = zlib.decompressobj(wbits)
+        return self._zlib
+
+    def feed(self, data: bytes) -> bytes:
+        if self.coding is None:
+            return self._count(data)
+        pieces: list[bytes] = []
+        produced = 0
+        while data:
+            decompressor = self._decompressor()
+            budget = self.limit - self.size - produced
+            try:
+                piece = decompressor.decompress(data, budget + 1)
+            except zlib.error as exc:
+                if self.coding == "deflate" and not self._raw_deflate and self.size == 0:
+                    self._raw_deflate, self._zlib = True, None
+                    continue
+                raise FetchError(f"the compressed body is corrupt ({exc})") from None
+            pieces.append(piece)
+            produced += len(piece)
+            if produced > budget:
+                break
+            if decompressor.eof and decompressor.unused_data:
+                data, self._zlib = decompressor.unused_data, None  # another gzip member
+                continue
+            data = decompressor.unconsumed_tail
+        return self._count(pieces[0] if len(pieces) == 1 else b"".join(pieces))
+
+    def _count(self, data: bytes) -> bytes:
+        self.size += len(data)
+        if self.size > self.limit:
+            raise FetchError(
+                f"the response is larger than {size_in_words(self.limit)}"
+                + (" once decompressed" if self.coding else "")
+                + "; abandoned"
             )
+        return data
+
+
+class HostSlots:
+    """A global and a per-host limit on requests in flight (politeness and resources)."""
+
+    def __init__(self, total: int, per_host: int) -> None:
+        self._total = threading.BoundedSemaphore(max(1, total))
+        self._per_host_limit = max(1, per_host)
+        self._hosts: dict[str, threading.BoundedSemaphore] = {}
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def slot(self, host: str) -> Iterator[None]:
+        with self._lock:
+            host_slots = self._hosts.get(host)
+            if host_slots is None:
+                host_slots = self._hosts[host] = threading.BoundedSemaphore(self._per_host_limit)
+        with host_slots, self._total:
+            yield
 
 
 class Fetcher:
-    """One pooled HTTP client for the whole process."""
+    """HTTP for the whole process: small connection pools per host, shared limits.
 
-    def __init__(self, settings: FetchSettings, *, transport: httpx.BaseTransport | None = None):
+    Pools for untrusted URLs connect only to public addresses; trusted pools serve the host
+    of a feed URL written in config.toml, which may be private.
+    """
+
+    def __init__(
+        self,
+        settings: FetchSettings,
+        *,
+        resolver: Resolver = system_resolver,
+    ):
         self.settings = settings
-        self.client = httpx.Client(
-            headers={"User-Agent": user_agent(settings), "Accept-Encoding": "gzip, deflate"},
-            timeout=httpx.Timeout(float(settings.timeout)),
+        self.slots = HostSlots(settings.concurrency, settings.per_host_concurrency)
+        per_host = max(settings.per_host_concurrency, 1)
+        limits = httpx.Limits(max_connections=per_host, max_keepalive_connections=per_host)
+        tls = httpx.create_ssl_context(trust_env=False)  # one, shared: building one is slow
+        backends = {
+            private: PinnedBackend(allow_private=private, resolver=resolver)
+            for private in (False, True)
+        }
+        allow_private = settings.allow_private_networks
+
+        def build(trusted: bool) -> httpx.Client:
+            backend = backends[trusted or allow_private]
+            return self._client(PinnedTransport(backend, limits, tls))
+
+        self.clients = HostClients(build)
+
+    def _client(self, transport: httpx.BaseTransport) -> httpx.Client:
+        return httpx.Client(
+            headers={"User-Agent": user_agent(self.settings), "Accept-Encoding": "gzip, deflate"},
+            timeout=httpx.Timeout(float(self.settings.timeout)),
             follow_redirects=False,
-            limits=httpx.Limits(max_connections=settings.concurrency * 2),
             transport=transport,
+            trust_env=False,
         )
 
     def close(self) -> None:
-        self.client.close()
+        self.clients.close()
 
     def __enter__(self) -> Fetcher:
         return self
@@ -115,6 +220,7 @@ class Fetcher:
         url: str,
         *,
         trusted: bool = False,
+        trusted_host: str | None = None,
         etag: str | None = None,
         last_modified: str | None = None,
         accept: str = "*/*",
@@ -122,106 +228,178 @@ class Fetcher:
         """GET with conditional headers, guarded redirects and hard limits.
 
         ``trusted`` marks a URL written by the operator (a feed in config.toml): its own host
-        may be private; every other URL and every redirect hop goes through the SSRF guard.
+        may be private. ``trusted_host`` names that host when the URL fetched is no longer
+        the one written (a feed moved by a 301). Every other host, including every redirect
+        hop to another host, goes through the SSRF guard.
         """
         headers = {"Accept": accept}
         if etag:
             headers["If-None-Match"] = etag
         if last_modified:
             headers["If-Modified-Since"] = last_modified
-        deadline = time.monotonic() + float(self.settings.timeout)
-        current, all_permanent, hops = url, True, 0
-        trusted_host = urlsplit(url).hostname if trusted else None
-        while True:
-            if urlsplit(current).scheme not in ("http", "https"):
-                raise FetchError(f"{current}: only http and https URLs can be fetched")
-            if (
-                not self.settings.allow_private_networks
-                and urlsplit(current).hostname != trusted_host
-            ):
-                check_public_address(current)
-            status, response_headers, body = self._get_once(current, headers, deadline)
-            if status in REDIRECT_STATUSES and "location" in response_headers:
-                hops += 1
-                if hops > self.settings.max_redirects:
-                    raise FetchError(
-                        f"{url}: more than {self.settings.max_redirects} redirects", status=status
-                    )
-                all_permanent = all_permanent and status in PERMANENT_REDIRECTS
-                current = urljoin(current, response_headers["location"])
-                continue
-            result = FetchResult(
-                url=current,
-                status=status,
-                body=body,
-                headers=response_headers,
-                permanent_url=current if hops and all_permanent else None,
-            )
-            return self._check_status(url, result)
+        if trusted and trusted_host is None:
+            trusted_host = urlsplit(url).hostname
+        current, all_permanent, visited = url, True, [url]
+        # The deadline starts once the first slot is ours: waiting for a polite turn on a busy
+        # host is not the server's slowness.
+        deadline: Token[float | None] | None = None
+        try:
+            while True:
+                parts = urlsplit(current)
+                if parts.scheme not in ("http", "https"):
+                    where = "" if current == url else f" (redirected to {current})"
+                    raise FetchError(f"only http and https URLs can be fetched{where}")
+                if not parts.hostname:
+                    raise FetchError(f"the URL has no host name: {current}")
+                host = parts.hostname.lower()
+                try:
+                    with (
+                        self.slots.slot(host),
+                        self.clients.client(host, trusted=host == trusted_host) as client,
+                    ):
+                        if deadline is None:
+                            deadline = start_deadline(float(self.settings.timeout))
+                        status, response_headers, body = self._get_once(client, current, headers)
+                except BlockedURLError as exc:
+                    if current != url:
+                        raise BlockedURLError(f"redirected to {current}, {exc}") from None
+                    raise
+                if status in REDIRECT_STATUSES and "location" in response_headers:
+                    target = urljoin(current, response_headers["location"].strip())
+                    if len(visited) > self.settings.max_redirects:
+                        loop = " in a loop" if target in visited else ""
+                        raise FetchError(
+                            f"too many redirects: more than {self.settings.max_redirects}"
+                            f"{loop} (last to {target})",
+                            status=status,
+                        )
+                    all_permanent = all_permanent and status in PERMANENT_REDIRECTS
+                    visited.append(target)
+                    current = target
+                    # Validators belong to the URL asked for, not to where it redirects.
+                    headers.pop("If-None-Match", None)
+                    headers.pop("If-Modified-Since", None)
+                    continue
+                result = FetchResult(
+                    url=current,
+                    status=status,
+                    body=body,
+                    headers=response_headers,
+                    permanent_url=current if len(visited) > 1 and all_permanent else None,
+                )
+                return self._check_status(result)
+        finally:
+            if deadline is not None:
+                end_deadline(deadline)
 
     def _get_once(
-        self, url: str, headers: dict[str, str], deadline: float
+        self, client: httpx.Client, url: str, headers: dict[str, str]
     ) -> tuple[int, httpx.Headers, bytes]:
+        timeout = float(self.settings.timeout)
         limit = self.settings.max_body_bytes
+        answered = False
         try:
-            with self.client.stream("GET", url, headers=headers) as response:
-                if response.status_code in REDIRECT_STATUSES or response.status_code == 304:
-                    return response.status_code, response.headers, b""
-                chunks, size = [], 0
-                for chunk in response.iter_bytes():
-                    size += len(chunk)
-                    if size > limit:
-                        raise FetchError(
-                            f"{url}: response larger than {limit // (1024 * 1024)} MiB, abandoned",
-                            status=response.status_code,
-                        )
-                    if time.monotonic() > deadline:
-                        raise FetchError(
-                            f"{url}: took longer than {self.settings.timeout:.0f} s, abandoned"
-                        )
-                    chunks.append(chunk)
-                return response.status_code, response.headers, b"".join(chunks)
+            with client.stream("GET", url, headers=headers) as response:
+                answered = True
+                status = response.status_code
+                if status in REDIRECT_STATUSES or status == 304:
+                    _drain(response)
+                    return status, response.headers, b""
+                declared = response.headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > limit:
+                    raise FetchError(
+                        f"the server announced {size_in_words(int(declared))}, more than the"
+                        f" {size_in_words(limit)} allowed; not downloaded",
+                        status=status,
+                    )
+                decoder = BodyDecoder(response.headers.get("content-encoding", ""), limit)
+                chunks = [decoder.feed(chunk) for chunk in response.iter_raw()]
+                return status, response.headers, b"".join(chunks)
         except httpx.TimeoutException:
-            raise FetchError(
-                f"{url}: no answer within {float(self.settings.timeout):.0f} s"
-            ) from None
-        except httpx.TooManyRedirects:  # pragma: no cover - redirects are followed by hand
-            raise FetchError(f"{url}: too many redirects") from None
-        except httpx.DecodingError as exc:
-            raise FetchError(f"{url}: the response could not be decoded ({exc})") from None
+            if answered:
+                raise FetchError(
+                    f"the server was too slow: the response took longer than {timeout:g} s"
+                    " and was abandoned"
+                ) from None
+            raise FetchError(f"the server did not answer within {timeout:g} s") from None
         except httpx.HTTPError as exc:
-            raise FetchError(f"{url}: {_describe_transport_error(exc)}") from None
+            raise FetchError(_describe_transport_error(exc, answered)) from None
 
     @staticmethod
-    def _check_status(url: str, result: FetchResult) -> FetchResult:
+    def _check_status(result: FetchResult) -> FetchResult:
         status = result.status
         if status == 304 or 200 <= status < 300:
             return result
+        try:
+            label = f"{status} {http.HTTPStatus(status).phrase}"
+        except ValueError:
+            label = f"HTTP {status}"
         retry_after = parse_retry_after(result.headers.get("retry-after"))
         if status == 410:
             raise FetchError(
-                f"{url}: the server says it is gone for good (410)", status=410, gone=True
+                f"the feed is gone: the server answered {label}", status=410, gone=True
             )
         if status in (429, 503):
-            wait = f", asked to wait {retry_after:.0f} s" if retry_after is not None else ""
-            reason = "too many requests" if status == 429 else "service unavailable"
-            raise FetchError(
-                f"{url}: {reason} ({status}){wait}", status=status, retry_after=retry_after
+            reason = (
+                "the server asked us to slow down"
+                if status == 429
+                else "the server is unavailable for now"
             )
+            wait = f"; it asked us to wait {_duration(retry_after)}" if retry_after else ""
+            raise FetchError(f"{reason} ({label}){wait}", status=status, retry_after=retry_after)
         if status == 404:
-            raise FetchError(f"{url}: not found (404)", status=404)
+            raise FetchError(f"nothing at this address ({label}): check the URL", status=404)
         if status in (401, 403):
-            raise FetchError(f"{url}: access refused ({status})", status=status)
-        raise FetchError(f"{url}: the server answered HTTP {status}", status=status)
+            raise FetchError(
+                f"access refused ({label}): the site wants a login or blocks this program",
+                status=status,
+            )
+        if status >= 500:
+            raise FetchError(f"the server failed ({label})", status=status)
+        raise FetchError(f"the server refused the request ({label})", status=status)
 
 
-def _describe_transport_error(exc: httpx.HTTPError) -> str:
+def _drain(response: httpx.Response, limit: int = 64 * 1024) -> None:
+    """Read a body nobody needs (a redirect's, a 304's), so that the connection can be
+    used again; a large one is not worth it, and the connection is closed instead."""
+    size = 0
+    for chunk in response.iter_raw():
+        size += len(chunk)
+        if size > limit:
+            return
+
+
+def size_in_words(size: int) -> str:
+    if size >= MIB:
+        return f"{size / MIB:.3g} MiB"
+    if size >= 1024:
+        return f"{size / 1024:.3g} KiB"
+    return f"{size} bytes"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _describe_transport_error(exc: httpx.HTTPError, answered: bool) -> str:
     text = str(exc) or type(exc).__name__
     lowered = text.lower()
-    if "name or service not known" in lowered or "temporary failure in name resolution" in lowered:
-        return "cannot resolve the host name (no network or DNS?)"
-    if "connection refused" in lowered:
-        return "connection refused"
     if isinstance(exc, httpx.ConnectError):
-        return f"cannot connect ({text})"
+        if "connection refused" in lowered:
+            return "connection refused: nothing listens at this address (is the site down?)"
+        if "certificate" in lowered or "ssl" in lowered:
+            return f"the secure connection failed ({text})"
+        if "network is unreachable" in lowered:
+            return "the network is unreachable (no connection to the internet?)"
+        return f"cannot connect to the server ({text})"
+    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
+        if answered:
+            return "the server cut the connection before the end of the response"
+        return "the server closed the connection without answering"
+    if isinstance(exc, httpx.DecodingError):
+        return f"the response could not be decoded ({text})"
     return text

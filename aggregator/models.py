@@ -83,6 +83,9 @@ class Feed(Base):
     etag: Mapped[str | None] = mapped_column(String(1024))
     last_modified: Mapped[str | None] = mapped_column(String(200))
     body_hash: Mapped[str | None] = mapped_column(String(64))
+    # Hashes of the raw <item>/<entry> elements of the last document stored, space-separated:
+    # when the document changes, only the items not among them are parsed.
+    item_fingerprints: Mapped[str | None] = mapped_column(Text)
     ttl_seconds: Mapped[float | None] = mapped_column(Float)
     last_checked_at: Mapped[datetime | None]
     last_success_at: Mapped[datetime | None]
@@ -91,6 +94,9 @@ class Feed(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     locked_until: Mapped[datetime | None]
     created_at: Mapped[datetime]
+    # Cumulative since the feed was added (never reset): what /metrics reports as counters.
+    polls: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    poll_errors: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     entries: Mapped[list[Entry]] = relationship(back_populates="feed")
 
@@ -119,7 +125,12 @@ class Entry(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     next_attempt_at: Mapped[datetime | None] = mapped_column(index=True)
     locked_until: Mapped[datetime | None]
+    # Who holds the claim ("host:pid:n"); a result is written only by the claim's holder.
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    # Content updates taken since update_window_started_at (at most
+    # [schedule] max_updates_per_entry_per_day in one day).
     update_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    update_window_started_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

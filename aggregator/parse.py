@@ -1,28 +1,48 @@
 """Feed bytes -> ParsedFeed / ParsedEntry with stable entry keys. Pure: no I/O.
 
 feedparser is given bytes, never a URL; the fetch URL is passed as the document's location
-so that relative links and xml:base resolve against it.
+so that relative links and xml:base resolve against it. Before feedparser sees the bytes,
+a DOCTYPE that declares entities is removed (feedparser blocks XXE and billion laughs, not
+the quadratic blow-up), and bytes that declare no encoding and are not UTF-8 get a guessed
+one. A feed cut short keeps its complete entries only.
 """
 
 from __future__ import annotations
 
 import calendar
 import hashlib
+import html
+import itertools
 import re
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import charset_normalizer
 import feedparser
 
-from aggregator.errors import ParseError
+from aggregator.errors import NotAFeedError, ParseError
 
 # An internal DTD subset is where entity bombs (billion laughs, quadratic blow-up) and
 # external entities (XXE) live; feeds never need one.
 _DOCTYPE_WITH_SUBSET = re.compile(rb"<!DOCTYPE[^>\[]*\[.*?\]\s*>", re.DOTALL | re.IGNORECASE)
 _ENTITY_DECLARATION = re.compile(rb"<!ENTITY", re.IGNORECASE)
-_HTML_START = re.compile(rb"^\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html)[\s>]", re.I | re.S)
+_PROLOGUE = re.compile(rb"\A(?:\xef\xbb\xbf)?(?:\s+|<\?xml[^>]*>|<!--.*?-->)*", re.DOTALL)
+_HTML_ROOT = re.compile(rb"<(?:!doctype\s+html|html)[\s>]", re.IGNORECASE)
+_XML_ENCODING = re.compile(rb"<\?xml[^>]*encoding\s*=", re.IGNORECASE)
+_ENTRY_END = re.compile(rb"</(?:[\w.-]+:)?(?:item|entry)\s*>")
+_ITEM = re.compile(rb"<(?P<tag>(?:[\w.-]+:)?(?:item|entry))[\s>].*?</(?P=tag)\s*>", re.DOTALL)
+_SLASH_DATE = re.compile(
+    r"^\s*(\d{4})/(\d{1,2})/(\d{1,2})(?:[ T]+(\d{1,2}):(\d{2})(?::(\d{2}))?)?\s*$"
+)
+_TAG = re.compile(r"<[^>]*>")
+# Bozo reasons that say nothing about the feed being broken (a missing or non-XML
+# Content-Type, an encoding declared wrongly but recovered).
+_HARMLESS = feedparser.ThingsNobodyCaresAboutButMe
+_SNIFF_BYTES = 4096
+_GUESS_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -45,65 +65,170 @@ class ParsedFeed:
     ttl_seconds: float | None
     entries: tuple[ParsedEntry, ...]
     warning: str | None = None  # set when the feed was broken but something could be kept
+    # One per <item>/<entry> of the document, whether parsed or left out as known; empty
+    # when the document was not clean enough to vouch for its items.
+    item_fingerprints: tuple[str, ...] = ()
 
 
 def strip_entity_declarations(body: bytes) -> bytes:
     if not _ENTITY_DECLARATION.search(body):
         return body
-    return _DOCTYPE_WITH_SUBSET.sub(b"", body)
+    return _DOCTYPE_WITH_SUBSET.sub(b"", body, count=1)
 
 
-def parse_feed(body: bytes, url: str, content_type: str | None = None) -> ParsedFeed:
+def is_html_page(body: bytes) -> bool:
+    """True when the document starts as an HTML page (after any XML prologue and comments)."""
+    head = body[:_SNIFF_BYTES]
+    start = _PROLOGUE.match(head)
+    return bool(_HTML_ROOT.match(head, start.end() if start else 0))
+
+
+def parse_feed(
+    body: bytes,
+    url: str,
+    content_type: str | None = None,
+    *,
+    known_items: Collection[str] = (),
+) -> ParsedFeed:
+    """Parse a feed document fetched from ``url``; ParseError when nothing can be kept.
+
+    ``known_items`` are the ``item_fingerprints`` of the last document stored: the items
+    found among them are left out (they are stored already, unchanged), so a feed that
+    gained one entry costs the parsing of one entry. Whenever that shortcut is in any doubt
+    (the document is not clean, an item was not recognised), the whole document is parsed.
+    """
     if not body.strip():
-        raise ParseError(f"{url}: the server sent an empty body instead of a feed")
-    if _HTML_START.match(body[:4096]):
-        raise ParseError(f"{url}: this is an HTML page, not a feed")
-    headers = {"content-location": url}
-    if content_type:
-        headers["content-type"] = content_type
-    parsed: Any = feedparser.parse(
-        strip_entity_declarations(body), response_headers=headers, resolve_relative_uris=True
-    )
+        raise ParseError("not a feed: the server sent an empty body")
+    if is_html_page(body):
+        raise NotAFeedError("not a feed: the server sent an HTML page")
+    if not _PROLOGUE.sub(b"", body[:_SNIFF_BYTES]).startswith(b"<"):
+        kind = (content_type or "").split(";")[0].strip() or "a document"
+        raise ParseError(f"not a feed: the server sent {kind}, not XML")
+    warnings = []
+    cleaned = strip_entity_declarations(body)
+    if cleaned is not body:
+        warnings.append("its DOCTYPE declared XML entities, which were removed unread")
+    if _ENTITY_DECLARATION.search(cleaned):
+        raise ParseError("refused: the feed declares XML entities in a way that cannot be removed")
+    headers = {
+        "content-location": url,
+        "content-type": _with_guessed_charset(cleaned, content_type or "application/xml"),
+    }
+    items = _item_spans(cleaned)
+    fingerprints = tuple(fingerprint for _, _, fingerprint in items)
+    if known_items and items and not warnings:
+        fresh = [(start, end) for start, end, f in items if f not in known_items]
+        document = (
+            cleaned[: items[0][0]]
+            + b"".join(cleaned[start:end] for start, end in fresh)
+            + cleaned[items[-1][1] :]
+        )
+        parsed: Any = feedparser.parse(
+            document, response_headers=headers, resolve_relative_uris=True
+        )
+        if not parsed.get("bozo") and len(parsed.get("entries", [])) == len(fresh):
+            return _feed(parsed, parsed["entries"], None, fingerprints)
+    parsed = feedparser.parse(cleaned, response_headers=headers, resolve_relative_uris=True)
     feed = parsed.get("feed", {})
-    raw_entries = parsed.get("entries", [])
-    warning = None
-    if parsed.get("bozo"):
-        problem = _describe_bozo(parsed.get("bozo_exception"))
+    raw_entries = list(parsed.get("entries", []))
+    problem = parsed.get("bozo_exception") if parsed.get("bozo") else None
+    if isinstance(problem, _HARMLESS):
+        problem = None
+    if problem is not None:
+        reason = _describe_bozo(problem)
+        complete = len(_ENTRY_END.findall(cleaned))
+        if complete < len(raw_entries):
+            raw_entries = raw_entries[:complete]
+            warnings.append(
+                f"it is cut short or malformed ({reason}); kept the {complete} complete entries"
+            )
+        else:
+            warnings.append(f"it is malformed ({reason}); kept what could be read")
         if not raw_entries and not feed.get("title"):
-            raise ParseError(f"{url}: not a readable feed ({problem})")
-        if not raw_entries and parsed.get("version", "") == "":
-            raise ParseError(f"{url}: not a readable feed ({problem})")
-        warning = f"the feed is malformed ({problem}); kept what could be read"
+            raise ParseError(f"not a feed: the XML is broken beyond repair ({reason})")
     elif not parsed.get("version") and not raw_entries:
-        raise ParseError(f"{url}: not an RSS or Atom feed")
-    entries = tuple(_entry(e, feed) for e in raw_entries)
+        raise ParseError("not a feed: the document is neither RSS nor Atom")
+    # Fingerprints only vouch for items of a clean document whose every item was recognised.
+    clean = problem is None and not warnings and len(items) == len(raw_entries)
+    return _feed(parsed, raw_entries, "; ".join(warnings) or None, fingerprints if clean else ())
+
+
+def _feed(
+    parsed: Any, raw_entries: list[Any], warning: str | None, fingerprints: tuple[str, ...]
+) -> ParsedFeed:
+    feed = parsed.get("feed", {})
     return ParsedFeed(
-        title=_text(feed.get("title")),
+        title=_plain_title(feed),
         site_url=feed.get("link") or None,
         ttl_seconds=_ttl(feed.get("ttl")),
-        entries=entries,
+        entries=tuple(_entry(e, feed) for e in raw_entries),
         warning=warning,
+        item_fingerprints=fingerprints,
     )
+
+
+def _item_spans(body: bytes) -> list[tuple[int, int, str]]:
+    """(start, end, fingerprint) of each <item> or <entry> element, in document order.
+
+    Empty unless the items are found side by side (nothing but blanks between them): a
+    split that went wrong ("</item>" quoted in a CDATA section) leaves text in between.
+    """
+    spans = [
+        (match.start(), match.end(), hashlib.blake2b(match.group(), digest_size=12).hexdigest())
+        for match in _ITEM.finditer(body)
+    ]
+    for (_, end, _), (start, _, _) in itertools.pairwise(spans):
+        if body[end:start].strip():
+            return []
+    return spans
+
+
+def _with_guessed_charset(body: bytes, content_type: str) -> str:
+    """Add a charset guessed from the bytes when nothing declares one and UTF-8 does not fit."""
+    if "charset=" in content_type.lower() or _XML_ENCODING.match(body.lstrip()[:200]):
+        return content_type
+    if body.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")):
+        return content_type
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        guess = charset_normalizer.from_bytes(body[:_GUESS_BYTES]).best()
+        if guess is not None:
+            return f"{content_type.split(';')[0].strip()}; charset={guess.encoding}"
+    return content_type
 
 
 def _describe_bozo(exc: Any) -> str:
-    if exc is None:
-        return "unknown problem"
     message = getattr(exc, "getMessage", None)
     text = message() if callable(message) else str(exc)
     line = getattr(exc, "getLineNumber", None)
     return f"{text} at line {line()}" if callable(line) else str(text)
 
 
+def _slash_date(value: str) -> time.struct_time | None:
+    """'2020/1/10 14:33:00' (Chinese forum software, some CMSs): feedparser misreads it."""
+    match = _SLASH_DATE.match(value)
+    if not match:
+        return None
+    year, month, day, hour, minute, second = (int(g or 0) for g in match.groups())
+    try:
+        moment = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
+    except ValueError:
+        return None
+    return moment.timetuple()
+
+
+feedparser.registerDateHandler(_slash_date)
+
+
 def _entry(raw: Any, feed: Any) -> ParsedEntry:
     url = raw.get("link") or None
-    title = _text(raw.get("title")) or ""
+    title = _plain_title(raw) or ""
     summary = raw.get("summary") or None
     content = _best_content(raw.get("content") or [])
     if content is not None and summary is not None and content.strip() == summary.strip():
         summary = None
     author = raw.get("author") or feed.get("author") or None
-    hash_value = _hash(title, url, summary, content)
     key = raw.get("id") or url or f"sha256:{_hash(title, content or summary)}"
     return ParsedEntry(
         key=str(key)[:2048],
@@ -114,7 +239,9 @@ def _entry(raw: Any, feed: Any) -> ParsedEntry:
         updated_at=_date(raw.get("updated_parsed")),
         summary_html=summary,
         content_html=content,
-        content_hash=hash_value,
+        # What a reader sees; dates are left out so that a feed which restamps its entries on
+        # every fetch does not turn each fetch into an update.
+        content_hash=_hash(title, url, summary, content),
     )
 
 
@@ -131,6 +258,15 @@ def _hash(*parts: str | None) -> str:
         digest.update((part or "").encode("utf-8"))
         digest.update(b"\0")
     return digest.hexdigest()
+
+
+def _plain_title(raw: Any) -> str | None:
+    """Titles are text: an HTML or XHTML title (Atom type="html") loses its tags."""
+    title = raw.get("title")
+    kind = (raw.get("title_detail") or {}).get("type", "text/plain")
+    if title and "html" in kind:
+        title = html.unescape(_TAG.sub("", str(title)))
+    return _text(title)
 
 
 def _text(value: Any) -> str | None:

@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from aggregator import decide
-from aggregator.config import Settings
-from aggregator.engines import Engine, build_engine
+from aggregator.boilerplate import remove_boilerplate
+from aggregator.chain import BreakerBoard, EngineChain, GuardedEngine
+from aggregator.config import ENGINES, Settings
+from aggregator.engines import Engine, build_engines
 from aggregator.errors import AggregatorError, FetchError, TranslateError
 from aggregator.extract import (
     extract_article,
@@ -30,14 +32,15 @@ from aggregator.extract import (
     text_of,
 )
 from aggregator.fetch import Fetcher
+from aggregator.glossary import Glossary
 from aggregator.language import detect
+from aggregator.models import EntryState
 from aggregator.store import DraftContent, EntryWork, Store
 from aggregator.translate import translate_article
 
 log = logging.getLogger("aggregator.pipeline")
 
 PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"
-ENTRY_LEASE = timedelta(minutes=10)
 
 
 def utc_now() -> datetime:
@@ -51,16 +54,44 @@ class Services:
     settings: Settings
     store: Store
     fetcher: Fetcher
-    engine: Engine
+    engine: Engine  # [translation] engine
     clock: Callable[[], datetime] = utc_now
+    fallback: tuple[Engine, ...] = ()  # [translation] fallback, in order
+    breakers: BreakerBoard = field(default_factory=BreakerBoard)
 
     @classmethod
     def build(cls, settings: Settings, store: Store) -> Services:
+        translation = settings.translation
+        engine, *fallback = build_engines(translation)
         return cls(
             settings=settings,
             store=store,
             fetcher=Fetcher(settings.fetch),
-            engine=build_engine(settings.translation),
+            engine=engine,
+            fallback=tuple(fallback),
+            breakers=BreakerBoard(
+                translation.breaker_threshold, float(translation.breaker_cooldown)
+            ),
+        )
+
+    def engine_chain(self) -> EngineChain:
+        """The engines one article may use, each behind its breaker and daily budget."""
+        translation = self.settings.translation
+        return EngineChain(
+            [
+                GuardedEngine(
+                    engine,
+                    self.breakers[engine.name],
+                    ledger=self.store,
+                    daily_characters=(
+                        translation.engine_settings(engine.name).daily_characters
+                        if engine.name in ENGINES
+                        else 0
+                    ),
+                    now=self.clock,
+                )
+                for engine in (self.engine, *self.fallback)
+            ]
         )
 
     @staticmethod
@@ -113,7 +144,10 @@ def process_backlog(
     with ThreadPoolExecutor(max_workers=workers) as pool:
         while not should_stop():
             claimed = services.store.claim_entries(
-                services.clock(), ENTRY_LEASE, batch_size, retry_failed=retry_failed
+                services.clock(),
+                timedelta(seconds=services.settings.schedule.lease),
+                batch_size,
+                retry_failed=retry_failed,
             )
             # With retry_failed an entry that fails again is due again at once: once is enough.
             fresh = [e for e in claimed if e.id not in seen]
@@ -140,7 +174,8 @@ def process_entry(services: Services, entry: EntryWork, report: Report) -> None:
     store, settings = services.store, services.settings
     try:
         full_html, language = entry.full_html, entry.language
-        if full_html is None:
+        # A new entry, or one whose source changed (its state is back to new), is read again.
+        if full_html is None or entry.state == EntryState.NEW:
             extracted = take_full_text(services, entry)
             if isinstance(extracted, str):
                 store.mark_skipped(entry.id, extracted, now=services.clock())
@@ -164,9 +199,16 @@ def process_entry(services: Services, entry: EntryWork, report: Report) -> None:
             report.entry("skipped")
             return
         translation = translate_article(
-            entry.title, full_html, services.engine,
+            entry.title,
+            full_html,
+            services.engine_chain(),
             target_language=settings.translation.target_language,
-        )  # fmt: skip
+            source_language=language,
+            source_languages=wanted,
+            memory=store,
+            glossary=Glossary.from_settings(settings.translation.glossary),
+            now=services.clock,
+        )
         store.save_draft(
             entry.id,
             DraftContent(
@@ -200,14 +242,21 @@ def process_entry(services: Services, entry: EntryWork, report: Report) -> None:
 
 
 def take_full_text(services: Services, entry: EntryWork) -> tuple[str, str] | str:
-    """(sanitized article HTML, where it came from), or the reason to skip the entry."""
+    """(sanitized article HTML, where it came from), or the reason to skip the entry.
+
+    Members-only previews are recognised from the feed when it says so, else from the page,
+    and skipped with the reason before anything is sent to translation.
+    """
     base = entry.url or ""
+    reason = paywall_reason(entry.content_html) or paywall_reason(entry.summary_html)
+    if reason:
+        return reason
     if feed_content_is_full(entry.content_html, entry.summary_html):
-        return sanitize(entry.content_html or "", base or None), "feed"
+        return sanitize(remove_boilerplate(entry.content_html or ""), base or None), "feed"
     feed_text = entry.content_html or entry.summary_html or ""
     if not entry.url:
         if feed_text.strip():
-            return sanitize(feed_text), "feed"
+            return sanitize(remove_boilerplate(feed_text)), "feed"
         return "the entry has no text and no link to an article"
     # A link from feed content is untrusted: the fetcher's SSRF guard applies.
     page = services.fetcher.get(entry.url, accept=PAGE_ACCEPT)

@@ -8,23 +8,29 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterable
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 from aggregator import decide
-from aggregator.errors import AggregatorError, FetchError
-from aggregator.parse import parse_feed
+from aggregator.discover import feed_links
+from aggregator.errors import AggregatorError, FetchError, NotAFeedError, ParseError
+from aggregator.fetch import FetchResult
+from aggregator.models import FeedStatus
+from aggregator.parse import ParsedFeed, parse_feed
 from aggregator.pipeline import Report, Services
-from aggregator.store import FeedWork
+from aggregator.store import FeedWork, Store, UnchangedPoll
 
 log = logging.getLogger("aggregator.polling")
 
 FEED_ACCEPT = (
-    "application/rss+xml, application/atom+xml, application/feed+json;q=0.9, "
+    "application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, "
     "application/xml;q=0.8, text/xml;q=0.8, */*;q=0.5"
 )
-FEED_LEASE = timedelta(minutes=5)
+MAX_DISCOVERED_CANDIDATES = 3
 
 
 def poll_feeds(
@@ -38,61 +44,118 @@ def poll_feeds(
     """Refresh every due feed (every feed with force), a few at a time."""
     report = report or Report()
     feeds = services.store.claim_due_feeds(
-        services.clock(), FEED_LEASE, only=list(only), force=force
+        services.clock(),
+        timedelta(seconds=services.settings.schedule.lease),
+        only=list(only),
+        force=force,
     )
+
+    unchanged = UnchangedWriter(services.store)
 
     def one(feed: FeedWork) -> None:
         try:
-            refresh_feed(services, feed, report)
+            refresh_feed(services, feed, report, unchanged=unchanged)
         finally:
             if on_progress:
                 on_progress()
 
-    with ThreadPoolExecutor(max_workers=max(1, services.settings.fetch.concurrency)) as pool:
-        list(pool.map(one, feeds))
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, services.settings.fetch.concurrency)) as pool:
+            list(pool.map(one, interleave_hosts(feeds)))
+    finally:
+        unchanged.flush()
     return report
 
 
-def refresh_feed(services: Services, feed: FeedWork, report: Report) -> None:
+class UnchangedWriter:
+    """Polls that found nothing new, written many to a transaction: they are most polls,
+    and one commit each is what would cost most. A poll not yet written when the process
+    dies is only done again once its claim expires."""
+
+    def __init__(self, store: Store, batch: int = 64) -> None:
+        self.store, self.batch = store, batch
+        self._pending: list[UnchangedPoll] = []
+        self._lock = threading.Lock()
+
+    def add(self, poll: UnchangedPoll) -> None:
+        with self._lock:
+            self._pending.append(poll)
+            if len(self._pending) < self.batch:
+                return
+            ready, self._pending = self._pending, []
+        self.store.record_feeds_unchanged(ready)
+
+    def flush(self) -> None:
+        with self._lock:
+            ready, self._pending = self._pending, []
+        self.store.record_feeds_unchanged(ready)
+
+
+def interleave_hosts(feeds: Sequence[FeedWork]) -> list[FeedWork]:
+    """Round-robin over hosts, so that workers waiting for one busy host's turn do not leave
+    the other hosts idle."""
+    by_host: dict[str, list[FeedWork]] = defaultdict(list)
+    for feed in feeds:
+        by_host[(urlsplit(feed.url).hostname or "").lower()].append(feed)
+    queues = list(by_host.values())
+    ordered: list[FeedWork] = []
+    for depth in range(max((len(q) for q in queues), default=0)):
+        ordered.extend(q[depth] for q in queues if depth < len(q))
+    return ordered
+
+
+def refresh_feed(
+    services: Services,
+    feed: FeedWork,
+    report: Report,
+    *,
+    unchanged: UnchangedWriter | None = None,
+) -> None:
     """Fetch one feed, parse it and store its entries; a failure is stored, never raised."""
-    store, now = services.store, services.clock()
+    store, now, settings = services.store, services.clock(), services.settings
     interval = timedelta(seconds=feed.interval_seconds)
+    trusted_host = urlsplit(feed.config_url or feed.url).hostname
     try:
         result = services.fetcher.get(
             feed.url,
             trusted=True,
+            trusted_host=trusted_host,
             etag=feed.etag,
             last_modified=feed.last_modified,
             accept=FEED_ACCEPT,
         )
-        next_check = decide.next_check_after_success(
-            now,
-            feed_key=feed.url,
-            interval=interval,
-            cache_control=result.headers.get("cache-control"),
-            expires=result.headers.get("expires"),
-        )
-        body_hash = hashlib.sha256(result.body).hexdigest() if not result.not_modified else None
+        body_hash = None if result.not_modified else hashlib.sha256(result.body).hexdigest()
         if result.not_modified or body_hash == feed.body_hash:
-            store.record_feed_unchanged(
-                feed.id, now=now, next_check_at=next_check,
-                etag=result.etag, last_modified=result.last_modified,
-            )  # fmt: skip
+            poll = UnchangedPoll(
+                feed.id,
+                now,
+                _next_check(feed, result, now, interval, feed.ttl_seconds),
+                result.etag,
+                result.last_modified,
+            )
+            if unchanged is None:
+                store.record_feeds_unchanged([poll])
+            else:
+                unchanged.add(poll)
             report.feed("unchanged")
             return
-        parsed = parse_feed(result.body, result.url, result.headers.get("content-type"))
-        if parsed.ttl_seconds:
-            next_check = max(
-                next_check,
-                decide.next_check_after_success(
-                    now, feed_key=feed.url, interval=interval,
-                    ttl=timedelta(seconds=parsed.ttl_seconds),
-                ),
-            )  # fmt: skip
+        new_url = result.permanent_url
+        try:
+            parsed = parse_feed(
+                result.body,
+                result.url,
+                result.headers.get("content-type"),
+                known_items=frozenset(feed.item_fingerprints),
+            )
+        except NotAFeedError:
+            result, parsed = discover_feed(services, result, trusted_host)
+            body_hash = hashlib.sha256(result.body).hexdigest()
+            new_url = result.permanent_url or result.url
+            log.info("feed %s: the page links to its feed %s, now followed", feed.name, new_url)
         outcome = store.record_feed_success(
             feed.id,
             now=now,
-            next_check_at=next_check,
+            next_check_at=_next_check(feed, result, now, interval, parsed.ttl_seconds),
             entries=parsed.entries,
             title=parsed.title,
             site_url=parsed.site_url,
@@ -100,7 +163,10 @@ def refresh_feed(services: Services, feed: FeedWork, report: Report) -> None:
             last_modified=result.last_modified,
             body_hash=body_hash,
             ttl_seconds=parsed.ttl_seconds,
-            new_url=result.permanent_url,
+            new_url=new_url,
+            warning=parsed.warning,
+            max_updates_per_day=settings.schedule.max_updates_per_entry_per_day,
+            item_fingerprints=parsed.item_fingerprints,
         )
         if parsed.warning:
             log.warning("feed %s: %s", feed.name, parsed.warning)
@@ -112,20 +178,76 @@ def refresh_feed(services: Services, feed: FeedWork, report: Report) -> None:
             feed.name, outcome.new_entries, outcome.updated_entries,
         )  # fmt: skip
     except AggregatorError as exc:
-        retry_after = getattr(exc, "retry_after", None)
-        gone = isinstance(exc, FetchError) and exc.gone
-        message = str(exc) + (" — polling is paused until the URL changes" if gone else "")
-        store.record_feed_error(
-            feed.id,
-            message,
-            now=now,
-            gone=gone,
-            next_check_at=decide.next_check_after_error(
-                now,
-                interval=interval,
-                error_count=feed.error_count + 1,
-                retry_after=timedelta(seconds=retry_after) if retry_after is not None else None,
-            ),
+        record_failure(services, feed, exc, now, report)
+
+
+def _next_check(
+    feed: FeedWork,
+    result: FetchResult,
+    now: datetime,
+    interval: timedelta,
+    ttl_seconds: float | None,
+) -> datetime:
+    return decide.next_check_after_success(
+        now,
+        feed_key=feed.config_url or feed.url,
+        interval=interval,
+        ttl=timedelta(seconds=ttl_seconds) if ttl_seconds else None,
+        cache_control=result.headers.get("cache-control"),
+        expires=result.headers.get("expires"),
+        # A new feed has no phase yet: its first check only says "as soon as possible".
+        scheduled_at=None if feed.status == FeedStatus.NEW else feed.next_check_at,
+    )
+
+
+def discover_feed(
+    services: Services, page: FetchResult, trusted_host: str | None
+) -> tuple[FetchResult, ParsedFeed]:
+    """The feed an HTML page announces with <link rel="alternate">, fetched and parsed.
+
+    A link found in a page is content, not configuration: it is trusted only on the host
+    written in config.toml, like a redirect.
+    """
+    candidates = feed_links(page.body, page.url)[:MAX_DISCOVERED_CANDIDATES]
+    if not candidates:
+        raise ParseError("not a feed: the server sent an HTML page, and it links to no feed")
+    problems = []
+    for url in candidates:
+        try:
+            result = services.fetcher.get(url, trusted_host=trusted_host, accept=FEED_ACCEPT)
+            parsed = parse_feed(result.body, result.url, result.headers.get("content-type"))
+        except AggregatorError as exc:
+            problems.append(f"{url}: {exc}")
+            continue
+        return result, parsed
+    raise ParseError(
+        "not a feed: the server sent an HTML page whose feed links gave no feed ("
+        + "; ".join(problems)
+        + ")"
+    )
+
+
+def record_failure(
+    services: Services, feed: FeedWork, exc: AggregatorError, now: datetime, report: Report
+) -> None:
+    """Store a failed poll with its reason and the next check, backed off; 410 pauses."""
+    gone = isinstance(exc, FetchError) and exc.gone
+    message = str(exc)
+    next_check: datetime | None
+    if gone:
+        message += (
+            "; polling is paused (change the URL in config.toml, or"
+            f" `aggregator poll --feed {feed.name!r}` to try it again)"
         )
-        report.feed("failed", f"{feed.name}: {message}")
-        log.warning("feed %s failed: %s", feed.name, message)
+        next_check = None
+    else:
+        retry_after = exc.retry_after if isinstance(exc, FetchError) else None
+        next_check = decide.next_check_after_error(
+            now,
+            interval=timedelta(seconds=feed.interval_seconds),
+            error_count=feed.error_count + 1,
+            retry_after=timedelta(seconds=retry_after) if retry_after is not None else None,
+        )
+    services.store.record_feed_error(feed.id, message, now=now, gone=gone, next_check_at=next_check)
+    report.feed("failed", f"{feed.name}: {message}")
+    log.warning("feed %s failed: %s", feed.name, message)

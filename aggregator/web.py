@@ -1,68 +1,222 @@
-"""The web server: public feeds and article pages, health. Thin: route table first;
-each view reads the request, calls the store, renders."""
+"""The web server: public feeds and article pages, the review desk, its JSON API, health.
+
+Thin: the route table comes first; views live in ``public`` (cached feeds and articles),
+``review`` (HTML pages) and ``api`` (JSON), sharing the ``desk``.
+"""
 
 from __future__ import annotations
 
-import hashlib
+import time
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
-from starlette.middleware.gzip import GZipMiddleware
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
 
+from aggregator.api import ApiViews
+from aggregator.auth import Auth
 from aggregator.config import Settings
-from aggregator.errors import NotFoundError
-from aggregator.models import DraftStatus
-from aggregator.publish import Channel, article_html, atom_feed
+from aggregator.desk import Desk, utc_now
+from aggregator.errors import (
+    AggregatorError,
+    ConflictError,
+    InvalidEditError,
+    InvalidTransitionError,
+    NotFoundError,
+    StorageError,
+)
+from aggregator.metrics import metrics_view
+from aggregator.public import PublicationCache, PublicViews
+from aggregator.representation import Representation, request_key, send_representation
+from aggregator.review import ReviewViews, problem_page, when
 from aggregator.store import Store
+from aggregator.web_input import Problem, wants_json
+from aggregator.websub import HubNotifier
 
 TEMPLATES = Path(__file__).parent / "templates"
-ATOM_TYPE = "application/atom+xml; charset=utf-8"
+STATIC = Path(__file__).parent / "static"
+HUB_CHECK_SECONDS = 10.0
 
 
-def create_app(settings: Settings, store: Store) -> Starlette:
-    templates = Environment(
+class AggregatorApp(Starlette):
+    """Starlette, with cached feeds and articles answered before anything else runs (no
+    middleware, no routing, no request object): the hot path of a public feed."""
+
+    def __init__(self, lookup: Callable[[str], Representation | None], **options: Any) -> None:
+        super().__init__(**options)
+        self.lookup = lookup
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
+            rep = self.lookup(request_key(scope))
+            if rep is not None:
+                await send_representation(rep, scope, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
+def routes(public: PublicViews, review: ReviewViews, api: ApiViews) -> list[BaseRoute]:
+    return [
+        # Public, answered from rendered bytes.
+        Route("/feeds/published.{format}", public.published),
+        Route("/feeds/sources/{name}", public.source),
+        Route("/articles/{id:int}", public.article),
+        Route("/feeds/drafts.atom", public.drafts_feed),
+        Route("/healthz", public.healthz),
+        # Review pages: login, queue, draft, changes.
+        Route("/review", lambda request: RedirectResponse("/review/", 308)),
+        Route("/review/", review.queue),
+        Route("/review/login", review.login_form, methods=["GET"]),
+        Route("/review/login", review.login, methods=["POST"]),
+        Route("/review/logout", review.logout, methods=["POST"]),
+        Route("/review/audit", review.audit),
+        Route("/review/drafts/{id:int}", review.draft),
+        Route("/review/drafts/{id:int}/title", review.edit_title, methods=["POST"]),
+        Route("/review/drafts/{id:int}/blocks/{index:int}", review.edit_block, methods=["POST"]),
+        Route("/review/drafts/{id:int}/body", review.edit_body, methods=["POST"]),
+        Route("/review/drafts/{id:int}/{action}", review.action, methods=["POST"]),
+        # JSON API.
+        Route("/api/openapi.json", api.openapi),
+        Route("/api/drafts", api.list_drafts),
+        Route("/api/drafts/{id:int}", api.get_draft, methods=["GET"]),
+        Route("/api/drafts/{id:int}", api.update_draft, methods=["PATCH"]),
+        Route("/api/drafts/{id:int}/{action}", api.act, methods=["POST"]),
+        Route("/api/events", api.events),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
+
+
+def create_app(
+    settings: Settings,
+    store: Store,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    now: Callable[[], datetime] = utc_now,
+    wall_clock: Callable[[], float] = time.time,
+) -> Starlette:
+    """``clock`` paces the feed cache, ``now`` dates review actions, ``wall_clock`` expires
+    sessions and login throttling; tests inject all three."""
+    templates = make_templates(now)
+    auth = Auth(settings, clock=wall_clock)
+    cache = PublicationCache(store, float(settings.publish.cache_ttl), clock=clock)
+    notifier = None
+    if settings.publish.hub_url:
+        notifier = HubNotifier(
+            settings.publish.hub_url,
+            lambda: hub_topics(settings, store),
+            lambda: store.publication_stamp().published,
+            interval=HUB_CHECK_SECONDS,
+        )
+        notifier.start()
+    desk = Desk(settings, store, auth, cache, notifier, now)
+    public = PublicViews(settings, store, cache, templates, auth)
+    app = AggregatorApp(
+        cache.fresh,
+        routes=[
+            *routes(public, ReviewViews(desk, templates), ApiViews(desk)),
+            Route("/metrics", metrics_view(store)),  # Prometheus, read from the database
+        ],
+        exception_handlers={
+            Problem: lambda request, exc: _problem(templates, desk, request, exc),
+            AggregatorError: lambda request, exc: _problem(
+                templates, desk, request, _as_problem(exc)
+            ),
+            HTTPException: lambda request, exc: _problem(
+                templates, desk, request, Problem(exc.status_code, str(exc.detail))
+            ),
+        },
+    )
+    app.state.desk = desk
+    app.state.cache = cache
+    return app
+
+
+def hub_topics(settings: Settings, store: Store) -> list[str]:
+    root = settings.server.base_url.rstrip("/")
+    topics = [f"{root}/feeds/published.{fmt}" for fmt in ("atom", "rss", "json")]
+    return topics + [f"{root}/feeds/sources/{slug}.atom" for slug in sorted(store.feed_slugs())]
+
+
+def _as_problem(error: Exception) -> Problem:
+    if isinstance(error, NotFoundError):
+        return Problem(404, str(error))
+    if isinstance(error, ConflictError | InvalidTransitionError):
+        return Problem(409, str(error))
+    if isinstance(error, InvalidEditError):
+        return Problem(422, str(error))
+    if isinstance(error, StorageError):
+        return Problem(503, f"the database is not available: {error}")
+    return Problem(500, f"the server failed: {error}")
+
+
+def _problem(templates: Environment, desk: Desk, request: Request, problem: Exception) -> Response:
+    assert isinstance(problem, Problem)
+    path = request.url.path
+    if path.startswith("/api/") or wants_json(request):
+        return JSONResponse(
+            {"error": problem.message, "status": problem.status},
+            status_code=problem.status,
+            headers={"Cache-Control": "no-store", **problem.headers},
+        )
+    if path.startswith("/review/"):
+        return problem_page(templates, desk, request, problem)
+    return PlainTextResponse(
+        f"{problem.status}: {problem.message}\n",
+        status_code=problem.status,
+        headers=problem.headers,
+    )
+
+
+# ---------------------------------------------------------------- templates
+
+STATUS_LABELS = {"pending": "à relire", "approved": "publié", "rejected": "rejeté"}
+ACTION_LABELS = {
+    "drafted": "traduit",
+    "redrafted": "retraduit",
+    "edited": "modifié",
+    "approved": "approuvé",
+    "rejected": "rejeté",
+    "retranslate": "retraduction demandée",
+    "acknowledged": "changement de l'original vu",
+}
+
+
+def make_templates(now: Callable[[], datetime]) -> Environment:
+    environment = Environment(
         loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(), auto_reload=False
     )
 
-    async def healthz(request: Request) -> Response:
-        if store.ping():
-            return PlainTextResponse("ok\n")
-        return PlainTextResponse("database unreachable\n", status_code=503)
+    def age(moment: datetime, prefix: bool = True) -> str:
+        seconds = max(0, int((now() - moment).total_seconds()))
+        for unit, size in (("j", 86400), ("h", 3600), ("min", 60)):
+            if seconds >= size:
+                text = f"{seconds // size} {unit}"
+                break
+        else:
+            text = "moins d'une minute"
+        return f"il y a {text}" if prefix else text
 
-    def published_atom(request: Request) -> Response:
-        channel = Channel(settings.server.base_url, "/feeds/published.atom", settings.server.title)
-        body = atom_feed(channel, store.published(settings.publish.max_entries))
-        return cached(request, body, ATOM_TYPE)
-
-    def article(request: Request) -> Response:
-        try:
-            draft = store.get_draft(int(request.path_params["id"]))
-        except NotFoundError:
-            draft = None
-        if draft is None or draft.status != DraftStatus.APPROVED:
-            return PlainTextResponse("no published article with this id\n", status_code=404)
-        page = templates.get_template("article.html").render(
-            draft=draft, body=article_html(draft), site_title=settings.server.title
-        )
-        return cached(request, page.encode(), "text/html; charset=utf-8")
-
-    routes = [
-        Route("/healthz", healthz),
-        Route("/feeds/published.atom", published_atom),
-        Route("/articles/{id:int}", article),
-    ]
-    return Starlette(routes=routes, middleware=[Middleware(GZipMiddleware, minimum_size=500)])
+    environment.filters.update(
+        age=age,
+        when=lambda m: f"{when(m)}" if m else "",
+        status_label=lambda s: STATUS_LABELS.get(s, s),
+        action_label=lambda a: ACTION_LABELS.get(a, a),
+        safe_url=safe_url,
+    )
+    return environment
 
 
-def cached(request: Request, body: bytes, media_type: str, max_age: int = 300) -> Response:
-    """Bytes with a strong ETag; 304 when the client already has them."""
-    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-    headers = {"ETag": etag, "Cache-Control": f"public, max-age={max_age}"}
-    if etag in request.headers.get("if-none-match", ""):
-        return Response(status_code=304, headers=headers)
-    return Response(body, media_type=media_type, headers=headers)
+def safe_url(url: str | None) -> str:
+    """Only web links go into an href: never javascript:, data: or the like."""
+    if url and urlsplit(url.strip()).scheme.lower() in ("http", "https"):
+        return url
+    return "#"

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from newsroom import newsroom, newsroom_template  # noqa: F401 - fixtures
+from pg import postgres_database, postgres_server, postgres_url  # noqa: F401 - fixtures
 from servers import LOOPBACK, LibreTranslateServer, UpstreamServer
 
 DATA_DIR = Path(__file__).parent / "data"

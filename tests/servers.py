@@ -274,9 +274,11 @@ class _UpstreamHandler(_QuietHandler):
 class UpstreamServer(LocalServer):
     """Serves registered routes; records every request; unknown paths answer 404.
 
-    >>> with UpstreamServer() as upstream:
-    ...     feed_url = upstream.add("/rss/", feed_bytes, etag="v1")
-    ...     # fetch feed_url ... then: upstream.hits("/rss/") == 1
+    Example::
+
+        with UpstreamServer() as upstream:
+            feed_url = upstream.add("/rss/", feed_bytes, etag="v1")
+            ...  # fetch feed_url twice; upstream.hits("/rss/") == 2, the second a 304
     """
 
     def __init__(self) -> None:
@@ -478,7 +480,8 @@ available=disponible, latest=dernière, obvious=évident, fair=juste, joint=comm
 wasteful=inutiles, executive=exécutif, relevant=pertinent, impressive=impressionnant,
 positive=positif, amazing=incroyable, incredible=incroyable, diverse=diversifiée,
 sure=sûr, whole=entier, main=principal, clear=clair, likely=probable, modern=moderne,
-welcome=bienvenue, please=s'il vous plaît, like=comme
+welcome=bienvenue, please=s'il vous plaît, like=comme,
+breaking=briser, down=bas, barriers=barrières, speaking=parlant
 """
 
 
@@ -533,8 +536,16 @@ def dictionary_translate(text: str) -> str:
 # --------------------------------------------------------------------------------------------
 # LibreTranslate
 
-TranslatorMode = Literal["translate", "empty", "drop_lines"]
-_MODES: tuple[TranslatorMode, ...] = ("translate", "empty", "drop_lines")
+TranslatorMode = Literal["translate", "empty", "drop_lines", "drop_placeholders", "null"]
+_MODES: tuple[TranslatorMode, ...] = (
+    "translate",
+    "empty",
+    "drop_lines",
+    "drop_placeholders",
+    "null",
+)
+# What engines that lose inline markup do: the text stays, the ``[[n]]`` markers go.
+_PLACEHOLDER_MARK = re.compile(r"\[\[\s*/?\s*\d+\s*\]\]")
 
 LIBRE_LANGUAGES: list[dict[str, Any]] = [
     {"code": "en", "name": "English", "targets": ["fr"]},
@@ -577,6 +588,9 @@ class _LibreTranslateHandler(_QuietHandler):
         self.translator._count(texts)
         if not self.translator._wait_while_hanging():
             self.close_connection = True  # closing: the client sees the connection drop
+            return
+        if self.translator.latency and self.closing.wait(self.translator.latency):
+            self.close_connection = True
             return
         failure = self.translator._take_scheduled_failure()
         if failure is not None:
@@ -624,11 +638,16 @@ class LibreTranslateServer(LocalServer):
     Failure modes, settable while running: ``fail_next(n, status, retry_after)``;
     ``hang = True`` (calls are received and counted but never answered until ``hang`` is reset
     or the server closes); ``mode = "empty"`` (answers ``""``); ``mode = "drop_lines"``
-    (answers each text without its last line).
+    (answers each text without its last line); ``mode = "drop_placeholders"`` (translates but
+    removes every ``[[n]]`` / ``[[/n]]`` marker); ``mode = "null"`` (answers
+    ``{"translatedText": null}``, which deep-translator returns as ``None``). ``latency``
+    (seconds, also settable) delays every answer, as a remote service would.
     """
 
-    def __init__(self, *, require_api_key: bool = False) -> None:
+    def __init__(self, *, require_api_key: bool = False, latency: float = 0.0) -> None:
         self.require_api_key = require_api_key
+        # Seconds every /translate call waits before answering, like a remote service.
+        self.latency = latency
         self._lock = threading.Lock()
         self._hang_released = threading.Condition(self._lock)
         self._hang = False
@@ -636,7 +655,7 @@ class LibreTranslateServer(LocalServer):
         self._requests = 0
         self._characters = 0
         self._texts: list[str] = []
-        self._scheduled_failures: deque[_ScheduledFailure] = deque()
+        self._scheduled_failures: deque[_ScheduledFailure | None] = deque()
         handler = type("LibreTranslateHandler", (_LibreTranslateHandler,), {"translator": self})
         super().__init__(handler)
 
@@ -676,11 +695,18 @@ class LibreTranslateServer(LocalServer):
             self._hang_released.notify_all()
 
     def fail_next(
-        self, count: int = 1, status: int = 500, retry_after: float | str | None = None
+        self,
+        count: int = 1,
+        status: int = 500,
+        retry_after: float | str | None = None,
+        *,
+        after: int = 0,
     ) -> None:
-        """The next ``count`` /translate calls answer ``status`` (with Retry-After if given)."""
+        """The next ``count`` /translate calls answer ``status`` (with Retry-After if given);
+        with ``after``, that many calls are answered normally first."""
         header = None if retry_after is None else str(retry_after)
         with self._lock:
+            self._scheduled_failures.extend([None] * after)
             self._scheduled_failures.extend([_ScheduledFailure(status, header)] * count)
 
     def _on_close(self) -> None:
@@ -723,7 +749,7 @@ class LibreTranslateServer(LocalServer):
         translated: str | list[str] = (
             self._translate(q) if isinstance(q, str) else [self._translate(text) for text in q]
         )
-        response: dict[str, Any] = {"translatedText": translated}
+        response: dict[str, Any] = {"translatedText": None if self._mode == "null" else translated}
         if source == "auto":
             detected = {"confidence": 90.0, "language": "en"}
             response["detectedLanguage"] = detected if isinstance(q, str) else [detected] * len(q)
@@ -735,4 +761,6 @@ class LibreTranslateServer(LocalServer):
         translated = dictionary_translate(text)
         if self._mode == "drop_lines":
             return "\n".join(translated.split("\n")[:-1])
+        if self._mode == "drop_placeholders":
+            return _PLACEHOLDER_MARK.sub("", translated)
         return translated

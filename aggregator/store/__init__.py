@@ -12,6 +12,7 @@ from aggregator.store.base import MIGRATIONS, StoreBase
 from aggregator.store.drafts import DraftStore
 from aggregator.store.entries import EntryStore
 from aggregator.store.feeds import FeedStore
+from aggregator.store.memory import MemoryStore, Remembered, Usage
 from aggregator.store.snapshots import (
     DraftContent,
     DraftView,
@@ -19,11 +20,13 @@ from aggregator.store.snapshots import (
     FeedHealth,
     FeedWork,
     PollOutcome,
+    UnchangedPoll,
     slugify,
 )
+from aggregator.store.stats import Overview, StatsStore
 
 
-class Store(FeedStore, EntryStore, DraftStore):
+class Store(FeedStore, EntryStore, DraftStore, StatsStore, MemoryStore):
     """Every query the program makes, on one database."""
 
     @classmethod
@@ -38,8 +41,13 @@ __all__ = [
     "EntryWork",
     "FeedHealth",
     "FeedWork",
+    "MemoryStore",
+    "Overview",
     "PollOutcome",
+    "Remembered",
     "Store",
     "StoreBase",
+    "UnchangedPoll",
+    "Usage",
     "slugify",
 ]

@@ -1,20 +1,33 @@
-"""The database handle: engine, sessions, migrations, health."""
+"""The database handle: engine, sessions, migrations, health, backups."""
 
 from __future__ import annotations
 
+import os
 import re
+import sqlite3
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DisconnectionError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from aggregator.errors import StorageError
 
 MIGRATIONS = Path(__file__).parent.parent / "migrations"
+# Seconds a PostgreSQL connection attempt may take before the database counts as unreachable.
+CONNECT_TIMEOUT = 10
+# A pooled PostgreSQL connection idle longer than this is checked before it is used.
+IDLE_PING_SECONDS = 5.0
+# pg_advisory_xact_lock key: processes starting together upgrade the schema one at a time.
+MIGRATION_LOCK = 0x61676772
+# Pages copied per step of an SQLite online backup; writers get the database between steps.
+BACKUP_PAGES_PER_STEP = 1024
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -26,20 +39,52 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _note_checkin(_dbapi_connection: Any, record: Any) -> None:
+    record.info["returned_at"] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    """Check a pooled connection that sat idle (the server may have restarted meanwhile).
+
+    Pinging on every checkout (pool_pre_ping) costs a round trip per transaction; a
+    connection used a moment ago is alive, so only idle ones are asked.
+    """
+    if time.monotonic() - record.info.get("returned_at", 0.0) < IDLE_PING_SECONDS:
+        return
+    try:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        dbapi_connection.rollback()
+    except Exception as exc:
+        raise DisconnectionError(f"stale connection: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class BackupResult:
+    path: Path
+    size: int
+    pages: int
+
+
 class StoreBase:
     """A database and its migrations; the domain stores build on it."""
 
     def __init__(self, url: str) -> None:
-        self.url = url
+        # "postgresql://" alone would ask SQLAlchemy for psycopg2, which is not installed.
+        self.url = re.sub(r"^postgres(?:ql)?://", "postgresql+psycopg://", url)
         try:
-            if url.startswith("sqlite"):
-                self._ensure_sqlite_directory(url)
+            if self.url.startswith("sqlite"):
+                self._ensure_sqlite_directory(self.url)
                 self.engine: Engine = create_engine(
-                    url, connect_args={"timeout": 30, "check_same_thread": False}
+                    self.url, connect_args={"timeout": 30, "check_same_thread": False}
                 )
                 event.listen(self.engine, "connect", _sqlite_pragmas)
             else:
-                self.engine = create_engine(url, pool_pre_ping=True, pool_size=10)
+                self.engine = create_engine(
+                    self.url, pool_size=10, connect_args={"connect_timeout": CONNECT_TIMEOUT}
+                )
+                event.listen(self.engine, "checkin", _note_checkin)
+                event.listen(self.engine, "checkout", _ping_if_idle)
         except (SQLAlchemyError, ImportError, ValueError) as exc:
             raise StorageError(f"cannot open database {self.safe_url}: {exc}") from exc
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
@@ -59,10 +104,28 @@ class StoreBase:
     def is_postgresql(self) -> bool:
         return self.engine.dialect.name == "postgresql"
 
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The SQLite database file, or None (PostgreSQL, or an in-memory database)."""
+        if self.engine.dialect.name != "sqlite":
+            return None
+        try:
+            database = make_url(self.url).database
+        except ArgumentError:
+            return None
+        if not database or database == ":memory:" or database.startswith("file:"):
+            return None
+        return Path(database)
+
     @contextmanager
-    def session(self) -> Iterator[Session]:
+    def session(self, *, claim: bool = False) -> Iterator[Session]:
+        """A transaction. ``claim``: one that reads rows in order to take them; on SQLite it
+        takes the write lock first, so two processes never both read the same rows as free
+        (PostgreSQL gets the same from FOR UPDATE SKIP LOCKED)."""
         try:
             with self._sessions.begin() as session:
+                if claim and self.engine.dialect.name == "sqlite":
+                    session.connection().exec_driver_sql("BEGIN IMMEDIATE")
                 yield session
         except OperationalError as exc:
             raise StorageError(f"database {self.safe_url} failed: {exc.orig}") from exc
@@ -73,7 +136,11 @@ class StoreBase:
     # ------------------------------------------------------------ schema
 
     def upgrade(self) -> None:
-        """Bring the schema to the newest migration (idempotent)."""
+        """Bring the schema to the newest migration, in place and in one transaction.
+
+        Idempotent, and safe when several processes start at once on one PostgreSQL
+        database: they take turns behind an advisory lock.
+        """
         from alembic import command
         from alembic.config import Config
 
@@ -81,12 +148,25 @@ class StoreBase:
         config.set_main_option("script_location", str(MIGRATIONS))
         try:
             with self.engine.begin() as connection:
+                if self.is_postgresql:
+                    connection.execute(
+                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK}
+                    )
+                elif self.engine.dialect.name == "sqlite":
+                    # pysqlite runs DDL outside any transaction unless told: a crash halfway
+                    # through a migration would leave a schema no migration expects.
+                    connection.exec_driver_sql("BEGIN IMMEDIATE")
                 config.attributes["connection"] = connection
                 command.upgrade(config, "head")
         except OperationalError as exc:
             raise StorageError(f"cannot upgrade database {self.safe_url}: {exc.orig}") from exc
 
     def ping(self) -> bool:
+        """Does the database answer? For SQLite, the file must also still be where it was:
+        a process writing into a deleted file would lose everything it writes."""
+        path = self.sqlite_path
+        if path is not None and not path.exists():
+            return False
         try:
             with self.engine.connect() as connection:
                 connection.execute(text("SELECT 1"))
@@ -94,4 +174,51 @@ class StoreBase:
             return False
         return True
 
-    # ------------------------------------------------------------ feeds
+    # ------------------------------------------------------------ backups
+
+    def backup(self, target: Path) -> BackupResult:
+        """Copy the live SQLite database to ``target`` with SQLite's online backup API.
+
+        Writers keep working during the copy; the copy is checked, made self-contained (no
+        WAL file beside it) and only then moved to ``target``, which must not exist.
+        """
+        if self.is_postgresql:
+            raise StorageError(
+                f"{self.safe_url} is a PostgreSQL database: back it up with pg_dump, "
+                f"for example `pg_dump --format=custom --file {target} "
+                f"'{pg_dump_url(self.safe_url)}'` (restore with pg_restore)"
+            )
+        source = self.sqlite_path
+        if source is None or not source.exists():
+            raise StorageError(f"no SQLite database file to back up at {self.safe_url}")
+        if target.exists():
+            raise StorageError(f"{target} already exists: a backup never overwrites a file")
+        if not target.parent.is_dir():
+            raise StorageError(f"{target.parent} is not a directory")
+        partial = target.with_name(f".{target.name}.partial")
+        partial.unlink(missing_ok=True)
+        try:
+            with (
+                closing(sqlite3.connect(source, timeout=30)) as live,
+                closing(sqlite3.connect(partial)) as copy,
+            ):
+                live.execute("PRAGMA busy_timeout=30000")
+                live.backup(copy, pages=BACKUP_PAGES_PER_STEP)
+                verdict = copy.execute("PRAGMA integrity_check").fetchone()[0]
+                copy.execute("PRAGMA journal_mode=DELETE")
+                pages = int(copy.execute("PRAGMA page_count").fetchone()[0])
+            if verdict != "ok":
+                raise StorageError(f"the copy of {source} failed its integrity check: {verdict}")
+            with partial.open("rb") as written:
+                os.fsync(written.fileno())
+            os.replace(partial, target)
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot back up {source} to {target}: {exc}") from exc
+        finally:
+            partial.unlink(missing_ok=True)
+        return BackupResult(path=target, size=target.stat().st_size, pages=pages)
+
+
+def pg_dump_url(url: str) -> str:
+    """A libpq URL (what pg_dump takes) for an SQLAlchemy PostgreSQL URL."""
+    return re.sub(r"^postgresql\+\w+://", "postgresql://", url)

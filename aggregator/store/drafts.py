@@ -1,21 +1,36 @@
-"""Drafts: review actions, their audit trail, and what is published."""
+"""Drafts: review actions, their audit trail, and what is published.
+
+Every review action names the version of the draft its author saw. The write is a
+compare-and-set on ``drafts.version`` (``UPDATE … WHERE version = seen``), so of two editors
+acting on the same version, on SQLite or PostgreSQL, in one process or several, exactly one
+wins and the other gets a ``ConflictError`` that says who changed the draft.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from aggregator.errors import InvalidTransitionError, NotFoundError
+from aggregator.errors import ConflictError, InvalidTransitionError, NotFoundError
 from aggregator.models import Draft, DraftEvent, DraftStatus, Entry, EntryState, Feed
 from aggregator.store.base import StoreBase
+from aggregator.store.memory import learn_from_edit
 from aggregator.store.snapshots import (
+    DraftDetail,
+    DraftEventView,
     DraftView,
+    PublicationStamp,
 )
+
+# Written by the feed update path when an approved draft's original changes.
+SOURCE_CHANGED_NOTE = "the original article changed after review"
 
 
 class DraftStore(StoreBase):
+    # ------------------------------------------------------------ reading
+
     def list_drafts(self, status: DraftStatus | None = None) -> list[DraftView]:
         with self.session() as session:
             query = select(Draft).order_by(Draft.created_at.desc(), Draft.id.desc())
@@ -23,34 +38,135 @@ class DraftStore(StoreBase):
                 query = query.where(Draft.status == status)
             return [_draft_view(d) for d in session.scalars(query)]
 
+    def review_queue(self) -> list[DraftView]:
+        """What waits for an editor: pending drafts, oldest first, then stale approved ones."""
+        with self.session() as session:
+            pending = session.scalars(
+                select(Draft)
+                .where(Draft.status == DraftStatus.PENDING)
+                .order_by(Draft.created_at, Draft.id)
+            )
+            stale = session.scalars(
+                select(Draft)
+                .where(Draft.status == DraftStatus.APPROVED, Draft.source_changed_at.is_not(None))
+                .order_by(Draft.source_changed_at, Draft.id)
+            )
+            views = [_draft_view(d) for d in pending]
+            return views + [v for v in map(_draft_view, stale) if v.stale]
+
+    def draft_counts(self) -> dict[str, int]:
+        with self.session() as session:
+            rows = session.execute(select(Draft.status, func.count()).group_by(Draft.status))
+            counts = {status.value: 0 for status in DraftStatus}
+            counts.update({status.value: n for status, n in rows.all()})
+            return counts
+
     def get_draft(self, draft_id: int) -> DraftView:
         with self.session() as session:
             return _draft_view(self._draft(session, draft_id))
 
-    def published(self, limit: int, *, feed_slug: str | None = None) -> list[DraftView]:
+    def get_draft_detail(self, draft_id: int) -> DraftDetail:
+        with self.session() as session:
+            draft = self._draft(session, draft_id)
+            entry = draft.entry
+            return DraftDetail(
+                draft=_draft_view(draft),
+                source_html=entry.full_html or entry.content_html or entry.summary_html or "",
+                reviewed_source_html=draft.reviewed_source_html,
+                feed_content_html=entry.content_html or entry.summary_html,
+                full_text_source=entry.full_text_source,
+                events=tuple(_event_view(e, draft.title) for e in draft.events),
+            )
+
+    def recent_events(self, limit: int = 100) -> list[DraftEventView]:
+        with self.session() as session:
+            rows = session.execute(
+                select(DraftEvent, Draft.title)
+                .join(Draft)
+                .order_by(DraftEvent.at.desc(), DraftEvent.id.desc())
+                .limit(limit)
+            )
+            return [_event_view(event, title) for event, title in rows.all()]
+
+    def published(
+        self, limit: int, *, feed_slug: str | None = None, offset: int = 0
+    ) -> list[DraftView]:
         """Approved drafts, newest approval first."""
         with self.session() as session:
             query = select(Draft).where(Draft.status == DraftStatus.APPROVED)
             if feed_slug is not None:
                 query = query.join(Entry).join(Feed).where(Feed.slug == feed_slug)
-            query = query.order_by(Draft.approved_at.desc(), Draft.id.desc()).limit(limit)
+            query = query.order_by(Draft.approved_at.desc(), Draft.id.desc())
+            query = query.offset(offset).limit(limit)
             return [_draft_view(d) for d in session.scalars(query)]
+
+    def published_count(self, *, feed_slug: str | None = None) -> int:
+        with self.session() as session:
+            query = select(func.count(Draft.id)).where(Draft.status == DraftStatus.APPROVED)
+            if feed_slug is not None:
+                query = query.join(Entry).join(Feed).where(Feed.slug == feed_slug)
+            return int(session.scalar(query) or 0)
 
     def feed_slugs(self) -> dict[str, str]:
         with self.session() as session:
             return dict(session.execute(select(Feed.slug, Feed.name)).all())
 
-    def approve(self, draft_id: int, *, actor: str, now: datetime) -> DraftView:
-        return self._transition(draft_id, DraftStatus.APPROVED, actor=actor, now=now)
+    def feed_title_by_slug(self, slug: str) -> str | None:
+        """The feed's own title (else its name) for a slug, or None if no feed has it."""
+        with self.session() as session:
+            row = session.execute(select(Feed.title, Feed.name).where(Feed.slug == slug)).first()
+            return None if row is None else (row[0] or row[1])
 
-    def reject(self, draft_id: int, *, actor: str, now: datetime) -> DraftView:
-        return self._transition(draft_id, DraftStatus.REJECTED, actor=actor, now=now)
+    def publication_stamp(self) -> PublicationStamp:
+        """Three small aggregate queries; cheap enough to run every second."""
+        with self.session() as session:
+            approved = session.execute(
+                select(func.count(Draft.id), func.max(Draft.updated_at)).where(
+                    Draft.status == DraftStatus.APPROVED
+                )
+            ).one()
+            entries_changed = session.scalar(
+                select(func.max(Entry.updated_at))
+                .join(Draft, Draft.entry_id == Entry.id)
+                .where(Draft.status == DraftStatus.APPROVED)
+            )
+            any_draft_changed = session.scalar(select(func.max(Draft.updated_at)))
+            feeds = tuple(
+                session.execute(
+                    select(
+                        Feed.id, Feed.slug, Feed.name, Feed.title, Feed.site_url, Feed.url
+                    ).order_by(Feed.id)
+                ).all()
+            )
+            moments = [m for m in (any_draft_changed, entries_changed) if m is not None]
+            return PublicationStamp(
+                published=(approved[0], approved[1], entries_changed, feeds),
+                changed_at=max(moments) if moments else None,
+            )
+
+    # ------------------------------------------------------------ review actions
+
+    def approve(
+        self, draft_id: int, *, actor: str, now: datetime, expected_version: int | None = None
+    ) -> DraftView:
+        return self._transition(draft_id, DraftStatus.APPROVED, actor, now, expected_version)
+
+    def reject(
+        self, draft_id: int, *, actor: str, now: datetime, expected_version: int | None = None
+    ) -> DraftView:
+        return self._transition(draft_id, DraftStatus.REJECTED, actor, now, expected_version)
 
     def _transition(
-        self, draft_id: int, target: DraftStatus, *, actor: str, now: datetime
+        self,
+        draft_id: int,
+        target: DraftStatus,
+        actor: str,
+        now: datetime,
+        expected_version: int | None,
     ) -> DraftView:
         with self.session() as session:
             draft = self._draft(session, draft_id)
+            _check_version(session, draft, expected_version)
             if draft.status == target:
                 return _draft_view(draft)
             if draft.status != DraftStatus.PENDING:
@@ -58,12 +174,15 @@ class DraftStore(StoreBase):
                     f"draft {draft_id} is {draft.status.value}; only a pending draft can be "
                     f"{'approved' if target == DraftStatus.APPROVED else 'rejected'}"
                 )
+            _bump_version(session, draft)
             draft.status = target
             draft.reviewed_by = actor
             draft.updated_at = now
-            draft.version += 1
             if target == DraftStatus.APPROVED:
                 draft.approved_at = now
+                draft.reviewed_source_html = _source_as_reviewed(draft.entry)
+                draft.source_changed_at = None
+                draft.warnings = [w for w in draft.warnings or () if w != SOURCE_CHANGED_NOTE]
             session.add(DraftEvent(draft_id=draft.id, action=target.value, actor=actor, at=now))
             return _draft_view(draft)
 
@@ -75,48 +194,108 @@ class DraftStore(StoreBase):
         now: datetime,
         title: str | None = None,
         body_html: str | None = None,
+        expected_version: int | None = None,
+        detail: str | None = None,
     ) -> DraftView:
+        """Change the French title or body; ``detail`` says what for the audit trail."""
         with self.session() as session:
             draft = self._draft(session, draft_id)
+            _check_version(session, draft, expected_version)
             if draft.status == DraftStatus.REJECTED:
                 raise InvalidTransitionError(f"draft {draft_id} is rejected and cannot be edited")
             changed = []
             if title is not None and title != draft.title:
-                draft.title = title
                 changed.append("title")
             if body_html is not None and body_html != draft.body_html:
-                draft.body_html = body_html
                 changed.append("body")
-            if changed:
-                draft.updated_at = now
-                draft.version += 1
-                session.add(
-                    DraftEvent(
-                        draft_id=draft.id,
-                        action="edited",
-                        actor=actor,
-                        at=now,
-                        detail=", ".join(changed),
-                    )
+            if not changed:
+                return _draft_view(draft)
+            _bump_version(session, draft)
+            if title is not None:
+                draft.title = title
+            if body_html is not None:
+                learn_from_edit(session, draft, body_html, now)
+                draft.body_html = body_html
+            draft.updated_at = now
+            session.add(
+                DraftEvent(
+                    draft_id=draft.id,
+                    action="edited",
+                    actor=actor,
+                    at=now,
+                    detail=detail or ", ".join(changed),
                 )
+            )
             return _draft_view(draft)
 
-    def request_retranslation(self, draft_id: int, *, actor: str, now: datetime) -> DraftView:
-        """Send the draft's entry back to the translation stage; the draft becomes pending."""
+    def request_retranslation(
+        self, draft_id: int, *, actor: str, now: datetime, expected_version: int | None = None
+    ) -> DraftView:
+        """Send the draft's entry back to translation; the draft becomes pending.
+
+        A stale draft's article is taken again (feed or page) before it is translated, so
+        the new draft follows the changed original.
+        """
         with self.session() as session:
             draft = self._draft(session, draft_id)
+            _check_version(session, draft, expected_version)
             if draft.status == DraftStatus.REJECTED:
                 raise InvalidTransitionError(f"draft {draft_id} is rejected; it stays a tombstone")
+            stale = _draft_view(draft).stale
+            _bump_version(session, draft)
             draft.status = DraftStatus.PENDING
             draft.approved_at = None
             draft.updated_at = now
-            draft.version += 1
+            draft.source_changed_at = None
             entry = draft.entry
+            if stale:
+                entry.full_html = None
             entry.state = EntryState.EXTRACTED if entry.full_html else EntryState.NEW
             entry.next_attempt_at = now
             entry.attempts = 0
             entry.last_error = None
-            session.add(DraftEvent(draft_id=draft.id, action="retranslate", actor=actor, at=now))
+            session.add(
+                DraftEvent(
+                    draft_id=draft.id,
+                    action="retranslate",
+                    actor=actor,
+                    at=now,
+                    detail="the changed original is taken again" if stale else None,
+                )
+            )
+            return _draft_view(draft)
+
+    def acknowledge_source_change(
+        self,
+        draft_id: int,
+        *,
+        actor: str,
+        now: datetime,
+        current_source_html: str,
+        expected_version: int | None = None,
+    ) -> DraftView:
+        """The editor looked at what changed in the original and keeps the translation."""
+        with self.session() as session:
+            draft = self._draft(session, draft_id)
+            _check_version(session, draft, expected_version)
+            if not _draft_view(draft).stale:
+                raise InvalidTransitionError(
+                    f"draft {draft_id} is not stale: its original has not changed since approval"
+                )
+            _bump_version(session, draft)
+            draft.reviewed_source_html = current_source_html
+            draft.source_changed_at = None
+            draft.warnings = [w for w in draft.warnings or () if w != SOURCE_CHANGED_NOTE]
+            draft.updated_at = now
+            session.add(
+                DraftEvent(
+                    draft_id=draft.id,
+                    action="acknowledged",
+                    actor=actor,
+                    at=now,
+                    detail="the change of the original was reviewed; the translation stays",
+                )
+            )
             return _draft_view(draft)
 
     @staticmethod
@@ -125,6 +304,63 @@ class DraftStore(StoreBase):
         if draft is None:
             raise NotFoundError(f"no draft with id {draft_id}")
         return draft
+
+
+def _source_as_reviewed(entry: Entry) -> str | None:
+    """What a later change of the original is compared with: the feed's content when the
+    article came from the feed (so the same boilerplate is on both sides), else the text
+    taken from the page."""
+    if entry.full_text_source == "feed" and entry.content_html:
+        return entry.content_html
+    return entry.full_html
+
+
+def _check_version(session: Session, draft: Draft, expected: int | None) -> None:
+    if expected is not None and expected != draft.version:
+        raise ConflictError(_conflict_message(session, draft, expected))
+
+
+def _bump_version(session: Session, draft: Draft) -> None:
+    """Compare-and-set: the write goes through only if nobody changed the draft since it was
+    read (the row is locked from here to the commit)."""
+    seen = draft.version
+    result = session.execute(
+        update(Draft)
+        .where(Draft.id == draft.id, Draft.version == seen)
+        .values(version=seen + 1)
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(result, "rowcount", 1) != 1:
+        session.expire(draft)
+        raise ConflictError(_conflict_message(session, draft, seen))
+    draft.version = seen + 1
+
+
+def _conflict_message(session: Session, draft: Draft, seen: int) -> str:
+    last = session.scalars(
+        select(DraftEvent).where(DraftEvent.draft_id == draft.id).order_by(DraftEvent.id.desc())
+    ).first()
+    who = (
+        f" by {last.actor} ({last.action}, {last.at:%Y-%m-%d %H:%M:%S} UTC)"
+        if last is not None
+        else ""
+    )
+    return (
+        f"draft {draft.id} was changed{who} after you loaded it: you sent version {seen}, "
+        f"it is now at version {draft.version}. Nothing was saved; reload the draft and "
+        f"apply your change again."
+    )
+
+
+def _event_view(event: DraftEvent, title: str) -> DraftEventView:
+    return DraftEventView(
+        draft_id=event.draft_id,
+        action=event.action,
+        actor=event.actor,
+        detail=event.detail,
+        at=event.at,
+        draft_title=title,
+    )
 
 
 def _draft_view(draft: Draft) -> DraftView:
@@ -144,7 +380,9 @@ def _draft_view(draft: Draft) -> DraftView:
         feed_url=feed.url,
         feed_title=feed.title,
         feed_site_url=feed.site_url,
-        feed_updated_at=feed.last_success_at,
+        # When the original feed last changed this entry: stable between polls, unlike the
+        # feed's last successful check.
+        feed_updated_at=entry.source_updated_at or entry.published_at or entry.created_at,
         engine=draft.engine,
         source_language=draft.source_language,
         target_language=draft.target_language,
@@ -156,4 +394,5 @@ def _draft_view(draft: Draft) -> DraftView:
         created_at=draft.created_at,
         updated_at=draft.updated_at,
         approved_at=draft.approved_at,
+        source_changed_at=draft.source_changed_at,
     )

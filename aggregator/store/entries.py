@@ -1,12 +1,27 @@
-"""Entries: claims and the outcome of each processing stage."""
+"""Entries: claims under a lease, and the outcome of each processing stage.
+
+A claim marks entries with ``locked_until`` (the lease) and ``claimed_by`` (which claim holds
+them). A running daemon renews its leases; a crashed process's entries are claimable again
+once its lease is over. Every outcome is written only if the claim is still held by the one
+writing it: work may run more than once, its result lands once.
+"""
 
 from __future__ import annotations
 
+import itertools
+import os
+import secrets
+import socket
+import threading
+import time
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, func, or_, select, update
+from sqlalchemy.orm import Session
 
+from aggregator.errors import ClaimLostError, NotFoundError
 from aggregator.models import Draft, DraftEvent, DraftStatus, Entry, EntryState, Feed
 from aggregator.store.base import StoreBase
 from aggregator.store.snapshots import (
@@ -14,87 +29,253 @@ from aggregator.store.snapshots import (
     EntryWork,
 )
 
+WAITING = (EntryState.NEW, EntryState.EXTRACTED)
+# A claim is renewed at most this long: work stuck longer is left for another process.
+MAX_CLAIM_SECONDS = 3600.0
+
+
+class Claims:
+    """The claims this process holds, by entry: what its writes are fenced with."""
+
+    def __init__(self) -> None:
+        # Host and process for people reading the table; the random part keeps two stores
+        # of one process (or a reused pid) from sharing tokens.
+        self.owner = f"{socket.gethostname()[:120]}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._numbers = itertools.count(1)
+        self._lock = threading.Lock()
+        self._held: dict[int, str] = {}
+        self._released: dict[int, str] = {}
+        self._taken_at: dict[str, float] = {}
+
+    def new_token(self) -> str:
+        return f"{self.owner}:{next(self._numbers)}"
+
+    def hold(self, ids: Iterable[int], token: str) -> None:
+        with self._lock:
+            for entry_id in ids:
+                self._held[entry_id] = token
+                self._released.pop(entry_id, None)
+            self._taken_at[token] = time.monotonic()
+
+    def token(self, entry_id: int) -> str | None:
+        with self._lock:
+            return self._held.get(entry_id) or self._released.get(entry_id)
+
+    def forget(self, entry_id: int) -> None:
+        with self._lock:
+            self._held.pop(entry_id, None)
+            self._released.pop(entry_id, None)
+
+    def release(self, ids: Iterable[int] | None = None) -> dict[int, str]:
+        """Stop holding these entries (all when None); late writes stay fenced out."""
+        with self._lock:
+            chosen = list(self._held) if ids is None else [i for i in ids if i in self._held]
+            released = {i: self._held.pop(i) for i in chosen}
+            self._released.update(released)
+            return released
+
+    def live_tokens(self) -> list[str]:
+        oldest = time.monotonic() - MAX_CLAIM_SECONDS
+        with self._lock:
+            tokens = set(self._held.values())
+            return sorted(t for t in tokens if self._taken_at.get(t, 0.0) >= oldest)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._held)
+
+
+def _claimable(now: datetime) -> ColumnElement[bool]:
+    return or_(Entry.locked_until.is_(None), Entry.locked_until <= now)
+
+
+def _rowcount(result: Any) -> int:
+    return int(result.rowcount) if isinstance(result, CursorResult) else 0
+
 
 class EntryStore(StoreBase):
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.claims = Claims()
+
+    # ------------------------------------------------------------ claims
+
     def claim_entries(
         self, now: datetime, lease: timedelta, limit: int, *, retry_failed: bool = False
     ) -> list[EntryWork]:
-        """Take entries that wait for a stage, oldest first, under a lease."""
-        with self.session() as session:
-            query = (
-                select(Entry)
-                .join(Feed)
-                .where(Entry.state.in_([EntryState.NEW, EntryState.EXTRACTED]))
-                .where(or_(Entry.locked_until.is_(None), Entry.locked_until <= now))
-            )
+        """Take up to ``limit`` entries that wait for a stage, oldest first, under a lease.
+
+        Entries another process holds are skipped, not waited for (FOR UPDATE SKIP LOCKED
+        on PostgreSQL, the write lock on SQLite); expired leases are taken over.
+        """
+        with self.session(claim=True) as session:
+            query = select(Entry.id).where(Entry.state.in_(WAITING), _claimable(now))
             if not retry_failed:
                 query = query.where(
                     or_(Entry.next_attempt_at.is_(None), Entry.next_attempt_at <= now)
                 )
-            query = query.order_by(Entry.id).limit(limit).with_for_update(skip_locked=True)
-            claimed = []
-            for entry in session.scalars(query):
-                entry.locked_until = now + lease
-                claimed.append(
-                    EntryWork(
-                        id=entry.id,
-                        feed_id=entry.feed_id,
-                        feed_name=entry.feed.name,
-                        url=entry.url,
-                        title=entry.title,
-                        author=entry.author,
-                        published_at=entry.published_at,
-                        summary_html=entry.summary_html,
-                        content_html=entry.content_html,
-                        full_html=entry.full_html,
-                        language=entry.language,
-                        state=entry.state,
-                        attempts=entry.attempts,
-                    )
-                )
-            return claimed
+            query = query.order_by(Entry.id).limit(limit)
+            candidates = list(session.scalars(query.with_for_update(skip_locked=True, of=Entry)))
+            if not candidates:
+                return []
+            token = self.claims.new_token()
+            session.execute(
+                update(Entry)
+                .where(Entry.id.in_(candidates), Entry.state.in_(WAITING), _claimable(now))
+                .values(locked_until=now + lease, claimed_by=token)
+                .execution_options(synchronize_session=False)
+            )
+            rows = session.execute(
+                select(Entry, Feed.name)
+                .join(Feed, Entry.feed_id == Feed.id)
+                .where(Entry.claimed_by == token)
+                .order_by(Entry.id)
+            ).all()
+            claimed = [_work(entry, feed_name) for entry, feed_name in rows]
+        self.claims.hold((work.id for work in claimed), token)
+        return claimed
+
+    def renew_claims(self, now: datetime, lease: timedelta) -> int:
+        """Extend the lease of every claim this process still holds; how many entries."""
+        tokens = self.claims.live_tokens()
+        if not tokens:
+            return 0
+        with self.session() as session:
+            result = session.execute(
+                update(Entry)
+                .where(Entry.claimed_by.in_(tokens))
+                .values(locked_until=now + lease)
+                .execution_options(synchronize_session=False)
+            )
+            return _rowcount(result)
 
     def release_entries(self, ids: Iterable[int]) -> None:
+        """Give entries back unprocessed; claimable again at once."""
+        wanted = list(ids)
+        if not wanted:
+            return
+        released = self.claims.release(wanted)
+        unclaimed = [i for i in wanted if i not in released and self.claims.token(i) is None]
         with self.session() as session:
-            session.execute(update(Entry).where(Entry.id.in_(list(ids))).values(locked_until=None))
+            self._release(session, released)
+            if unclaimed:
+                session.execute(
+                    update(Entry)
+                    .where(Entry.id.in_(unclaimed))
+                    .values(locked_until=None, claimed_by=None)
+                    .execution_options(synchronize_session=False)
+                )
+
+    def release_claims(self) -> int:
+        """Give back every entry this process holds (on shutdown); how many were released.
+
+        Work still running on them finds its claim gone and its result is discarded.
+        """
+        released = self.claims.release()
+        if not released:
+            return 0
+        with self.session() as session:
+            return self._release(session, released)
+
+    @staticmethod
+    def _release(session: Session, released: dict[int, str]) -> int:
+        count = 0
+        for token in set(released.values()):
+            ids = [i for i, t in released.items() if t == token]
+            result = session.execute(
+                update(Entry)
+                .where(Entry.id.in_(ids), Entry.claimed_by == token)
+                .values(locked_until=None, claimed_by=None)
+                .execution_options(synchronize_session=False)
+            )
+            count += _rowcount(result)
+        return count
+
+    def _write(
+        self, session: Session, entry_id: int, values: dict[str, Any], *, finish: bool
+    ) -> bool:
+        """Write the outcome of work on an entry, if this process still holds its claim.
+
+        One UPDATE, conditional on the claim: it takes the row (on SQLite the write lock)
+        and checks the claim at once. With ``finish`` the claim ends in the same write.
+        False when the claim was lost; an entry never claimed through this store (a direct
+        call) is written unconditionally.
+        """
+        token = self.claims.token(entry_id)
+        if finish:
+            self.claims.forget(entry_id)
+            values = {**values, "locked_until": None, "claimed_by": None}
+        condition = [Entry.id == entry_id]
+        if token is not None:
+            condition.append(Entry.claimed_by == token)
+        result = session.execute(
+            update(Entry)
+            .where(*condition)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        if _rowcount(result) == 1:
+            return True
+        if token is None:
+            raise NotFoundError(f"no entry with id {entry_id}")
+        return False
+
+    @staticmethod
+    def _lost(entry_id: int) -> ClaimLostError:
+        return ClaimLostError(
+            f"entry {entry_id}: this process no longer holds its claim (the lease ran out and "
+            "another process took it, or it was released at shutdown); the result is discarded"
+        )
+
+    # ------------------------------------------------------------ outcomes
 
     def save_extracted(
         self, entry_id: int, *, full_html: str, source: str, language: str | None, now: datetime
     ) -> None:
+        values = {
+            "full_html": full_html,
+            "full_text_source": source,
+            "language": language,
+            "state": EntryState.EXTRACTED,
+            "last_error": None,
+            "updated_at": now,
+        }
         with self.session() as session:
-            entry = session.get_one(Entry, entry_id)
-            entry.full_html = full_html
-            entry.full_text_source = source
-            entry.language = language
-            entry.state = EntryState.EXTRACTED
-            entry.last_error = None
-            entry.updated_at = now
+            if not self._write(session, entry_id, values, finish=False):
+                raise self._lost(entry_id)
 
     def mark_skipped(self, entry_id: int, reason: str, *, now: datetime) -> None:
+        values = {
+            "state": EntryState.SKIPPED,
+            "skip_reason": reason,
+            "last_error": None,
+            "updated_at": now,
+        }
         with self.session() as session:
-            entry = session.get_one(Entry, entry_id)
-            entry.state = EntryState.SKIPPED
-            entry.skip_reason = reason
-            entry.locked_until = None
-            entry.last_error = None
-            entry.updated_at = now
+            if not self._write(session, entry_id, values, finish=True):
+                raise self._lost(entry_id)
 
     def record_entry_error(
         self, entry_id: int, message: str, *, now: datetime, next_attempt_at: datetime
     ) -> None:
+        """Store a failed attempt; nothing when the claim was lost (its new holder decides)."""
+        values = {
+            "attempts": Entry.attempts + 1,
+            "last_error": message,
+            "next_attempt_at": next_attempt_at,
+            "updated_at": now,
+        }
         with self.session() as session:
-            entry = session.get_one(Entry, entry_id)
-            entry.attempts += 1
-            entry.last_error = message
-            entry.next_attempt_at = next_attempt_at
-            entry.locked_until = None
-            entry.updated_at = now
+            self._write(session, entry_id, values, finish=True)
 
     def save_draft(self, entry_id: int, content: DraftContent, *, now: datetime) -> int:
-        """Create the entry's draft, or refresh a pending one; idempotent per entry."""
+        """Create the entry's draft, or refresh a pending one; one draft per entry, written
+        only by the holder of the entry's claim."""
+        entry_values = {"state": EntryState.DRAFTED, "last_error": None, "updated_at": now}
         with self.session() as session:
-            entry = session.get_one(Entry, entry_id)
-            draft = entry.draft
+            if not self._write(session, entry_id, entry_values, finish=True):
+                raise self._lost(entry_id)
+            draft = session.scalar(select(Draft).where(Draft.entry_id == entry_id))
             fields = {
                 "title": content.title,
                 "body_html": content.body_html,
@@ -120,10 +301,6 @@ class EntryStore(StoreBase):
                 draft.version += 1
                 action = "redrafted"
             session.add(DraftEvent(draft_id=draft.id, action=action, actor="aggregator", at=now))
-            entry.state = EntryState.DRAFTED
-            entry.locked_until = None
-            entry.last_error = None
-            entry.updated_at = now
             return draft.id
 
     def backlog(self, now: datetime) -> dict[str, int]:
@@ -135,13 +312,26 @@ class EntryStore(StoreBase):
                 session.scalar(
                     select(func.count())
                     .select_from(Entry)
-                    .where(
-                        Entry.last_error.is_not(None),
-                        Entry.state.in_([EntryState.NEW, EntryState.EXTRACTED]),
-                    )
+                    .where(Entry.last_error.is_not(None), Entry.state.in_(WAITING))
                 )
                 or 0
             )
             return counts
 
-    # ------------------------------------------------------------ drafts
+
+def _work(entry: Entry, feed_name: str) -> EntryWork:
+    return EntryWork(
+        id=entry.id,
+        feed_id=entry.feed_id,
+        feed_name=feed_name,
+        url=entry.url,
+        title=entry.title,
+        author=entry.author,
+        published_at=entry.published_at,
+        summary_html=entry.summary_html,
+        content_html=entry.content_html,
+        full_html=entry.full_html,
+        language=entry.language,
+        state=entry.state,
+        attempts=entry.attempts,
+    )

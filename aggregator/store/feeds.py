@@ -6,18 +6,20 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import String, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from aggregator import decide
 from aggregator.config import FeedSettings, Settings
-from aggregator.models import DraftStatus, Entry, EntryState, Feed, FeedStatus
+from aggregator.models import DraftStatus, Entry, EntryState, Feed, FeedStatus, UTCDateTime
 from aggregator.parse import ParsedEntry
 from aggregator.store.base import StoreBase
 from aggregator.store.snapshots import (
     FeedHealth,
     FeedWork,
     PollOutcome,
+    UnchangedPoll,
     slugify,
 )
 
@@ -62,10 +64,19 @@ class FeedStore(StoreBase):
     def claim_due_feeds(
         self, now: datetime, lease: timedelta, *, only: Iterable[str] = (), force: bool = False
     ) -> list[FeedWork]:
-        """Take the feeds whose next check has come (all of them with force), under a lease."""
+        """Take the feeds whose next check has come (all of them with force), under a lease.
+
+        A feed paused by a 410 Gone is taken only when asked for by name.
+        """
         names = list(only)
-        with self.session() as session:
-            query = select(Feed).where(Feed.status.not_in([FeedStatus.REMOVED]))
+        with self.session(claim=True) as session:
+            query = select(
+                Feed.id, Feed.url, Feed.name, Feed.status, Feed.etag, Feed.last_modified,
+                Feed.body_hash, Feed.interval_seconds, Feed.error_count, Feed.config_url,
+                Feed.next_check_at, Feed.ttl_seconds, Feed.item_fingerprints,
+            ).where(Feed.status.not_in([FeedStatus.REMOVED]))  # fmt: skip
+            if not names:
+                query = query.where(Feed.status != FeedStatus.GONE)
             if not force:
                 query = query.where(
                     Feed.status != FeedStatus.GONE,
@@ -77,21 +88,31 @@ class FeedStore(StoreBase):
                 )
             query = query.where(or_(Feed.locked_until.is_(None), Feed.locked_until <= now))
             query = query.order_by(Feed.next_check_at).with_for_update(skip_locked=True)
-            claimed = []
-            for feed in session.scalars(query):
-                feed.locked_until = now + lease
-                claimed.append(
-                    FeedWork(
-                        id=feed.id,
-                        url=feed.url,
-                        name=feed.name,
-                        status=feed.status,
-                        etag=feed.etag,
-                        last_modified=feed.last_modified,
-                        body_hash=feed.body_hash,
-                        interval_seconds=feed.interval_seconds,
-                        error_count=feed.error_count,
-                    )
+            claimed = [
+                FeedWork(
+                    id=row.id,
+                    url=row.url,
+                    name=row.name,
+                    status=row.status,
+                    etag=row.etag,
+                    last_modified=row.last_modified,
+                    body_hash=row.body_hash,
+                    interval_seconds=row.interval_seconds,
+                    error_count=row.error_count,
+                    config_url=row.config_url,
+                    next_check_at=row.next_check_at,
+                    ttl_seconds=row.ttl_seconds,
+                    item_fingerprints=tuple((row.item_fingerprints or "").split()),
+                )
+                for row in session.execute(query)
+            ]
+            ids = [feed.id for feed in claimed]
+            for start in range(0, len(ids), 500):  # bound the parameters of one statement
+                session.execute(
+                    update(Feed)
+                    .where(Feed.id.in_(ids[start : start + 500]))
+                    .values(locked_until=now + lease)
+                    .execution_options(synchronize_session=False)
                 )
             return claimed
 
@@ -116,23 +137,32 @@ class FeedStore(StoreBase):
         body_hash: str | None,
         ttl_seconds: float | None,
         new_url: str | None = None,
+        warning: str | None = None,
+        max_updates_per_day: int = 3,
+        item_fingerprints: Sequence[str] = (),
     ) -> PollOutcome:
+        """Store a parsed feed. ``warning`` (a feed malformed but partly kept) is shown as the
+        feed's last error while its status stays ok."""
         with self.session() as session:
             feed = session.get_one(Feed, feed_id)
-            outcome = self._store_entries(session, feed_id, entries, now)
+            outcome = self._store_entries(session, feed_id, entries, now, max_updates_per_day)
             feed.status = FeedStatus.OK
             feed.title = title or feed.title
             feed.site_url = site_url or feed.site_url
-            feed.etag = etag
-            feed.last_modified = last_modified
-            feed.body_hash = body_hash
+            # Changes held back by the daily limit are taken from a later fetch of the same
+            # document: forget what would make that fetch a 304 or skip its parsing.
+            deferred = outcome.deferred_updates > 0
+            feed.etag = None if deferred else etag
+            feed.last_modified = None if deferred else last_modified
+            feed.body_hash = None if deferred else body_hash
+            feed.item_fingerprints = None if deferred else " ".join(item_fingerprints) or None
             feed.ttl_seconds = ttl_seconds
             if new_url:
                 feed.url = new_url
             self._checked(feed, now, next_check_at)
             feed.last_success_at = now
             feed.error_count = 0
-            feed.last_error = None
+            feed.last_error = warning
             return outcome
 
     def record_feed_unchanged(
@@ -144,15 +174,45 @@ class FeedStore(StoreBase):
         etag: str | None = None,
         last_modified: str | None = None,
     ) -> None:
+        self.record_feeds_unchanged(
+            [UnchangedPoll(feed_id, now, next_check_at, etag, last_modified)]
+        )
+
+    def record_feeds_unchanged(self, polls: Sequence[UnchangedPoll]) -> None:
+        """Many polls that found nothing new, in one transaction (most polls are these)."""
+        if not polls:
+            return
+        moment = UTCDateTime()
+        statement = (
+            update(Feed)
+            .where(Feed.id == bindparam("feed_id"))
+            .values(
+                status=FeedStatus.OK,
+                etag=func.coalesce(bindparam("new_etag", type_=String()), Feed.etag),
+                last_modified=func.coalesce(
+                    bindparam("new_last_modified", type_=String()), Feed.last_modified
+                ),
+                last_checked_at=bindparam("checked_at", type_=moment),
+                last_success_at=bindparam("checked_at", type_=moment),
+                next_check_at=bindparam("next_check", type_=moment),
+                locked_until=None,
+                error_count=0,
+                last_error=None,
+                polls=Feed.polls + 1,
+            )
+        )
+        rows = [
+            {
+                "feed_id": poll.feed_id,
+                "new_etag": poll.etag,
+                "new_last_modified": poll.last_modified,
+                "checked_at": poll.now,
+                "next_check": poll.next_check_at,
+            }
+            for poll in polls
+        ]
         with self.session() as session:
-            feed = session.get_one(Feed, feed_id)
-            feed.status = FeedStatus.OK
-            feed.etag = etag or feed.etag
-            feed.last_modified = last_modified or feed.last_modified
-            self._checked(feed, now, next_check_at)
-            feed.last_success_at = now
-            feed.error_count = 0
-            feed.last_error = None
+            session.connection().execute(statement, rows)
 
     def record_feed_error(
         self,
@@ -160,26 +220,34 @@ class FeedStore(StoreBase):
         message: str,
         *,
         now: datetime,
-        next_check_at: datetime,
+        next_check_at: datetime | None,
         gone: bool = False,
     ) -> None:
+        """A failed poll; ``gone`` pauses the feed (no next check until asked by name)."""
         with self.session() as session:
             feed = session.get_one(Feed, feed_id)
             feed.status = FeedStatus.GONE if gone else FeedStatus.ERROR
             feed.error_count += 1
+            feed.poll_errors = (feed.poll_errors or 0) + 1
             feed.last_error = message
             self._checked(feed, now, next_check_at)
 
     @staticmethod
-    def _checked(feed: Feed, now: datetime, next_check_at: datetime) -> None:
+    def _checked(feed: Feed, now: datetime, next_check_at: datetime | None) -> None:
         feed.last_checked_at = now
         feed.next_check_at = next_check_at
         feed.locked_until = None
+        feed.polls = (feed.polls or 0) + 1
 
     def _store_entries(
-        self, session: Session, feed_id: int, entries: Sequence[ParsedEntry], now: datetime
+        self,
+        session: Session,
+        feed_id: int,
+        entries: Sequence[ParsedEntry],
+        now: datetime,
+        max_updates_per_day: int = 3,
     ) -> PollOutcome:
-        """Insert-or-ignore by (feed, key); a changed content hash is an update."""
+        """Insert-or-ignore by (feed, key); a changed content hash is an update, within limits."""
         if not entries:
             return PollOutcome(0, 0)
         unique = {e.key: e for e in entries}
@@ -195,13 +263,21 @@ class FeedStore(StoreBase):
         inserted = 0
         if fresh:
             insert = postgresql.insert if self.is_postgresql else sqlite.insert
-            statement = insert(Entry).on_conflict_do_nothing(index_elements=["feed_id", "key"])
-            result = session.execute(statement, [self._entry_row(feed_id, e, now) for e in fresh])
+            # Core, not the ORM's bulk insert: a fifth less CPU on a cold poll.
+            table = Entry.metadata.tables[Entry.__tablename__]
+            statement = insert(table).on_conflict_do_nothing(index_elements=["feed_id", "key"])
+            rows = [self._entry_row(feed_id, e, now) for e in fresh]
+            result = session.connection().execute(statement, rows)
             rowcount = getattr(result, "rowcount", None)
             inserted = max(rowcount, 0) if rowcount is not None else len(fresh)
-        for item in changed:
-            self._apply_update(session, feed_id, item, now)
-        return PollOutcome(new_entries=inserted, updated_entries=len(changed))
+        updated = sum(
+            self._apply_update(session, feed_id, item, now, max_updates_per_day) for item in changed
+        )
+        return PollOutcome(
+            new_entries=inserted,
+            updated_entries=updated,
+            deferred_updates=len(changed) - updated,
+        )
 
     @staticmethod
     def _entry_row(feed_id: int, e: ParsedEntry, now: datetime) -> dict[str, Any]:
@@ -224,10 +300,22 @@ class FeedStore(StoreBase):
         }
 
     @staticmethod
-    def _apply_update(session: Session, feed_id: int, item: ParsedEntry, now: datetime) -> None:
+    def _apply_update(
+        session: Session, feed_id: int, item: ParsedEntry, now: datetime, limit: int
+    ) -> bool:
+        """Take a changed entry as an update, unless it changed too often today."""
         entry = session.scalars(
             select(Entry).where(Entry.feed_id == feed_id, Entry.key == item.key)
         ).one()
+        accepted, window, count = decide.accept_entry_update(
+            now,
+            window_started_at=entry.update_window_started_at,
+            updates_in_window=entry.update_count or 0,
+            limit=limit,
+        )
+        if not accepted:
+            return False
+        entry.update_window_started_at, entry.update_count = window, count
         draft = entry.draft
         entry.url, entry.title, entry.author = item.url, item.title, item.author
         entry.summary_html, entry.content_html = item.summary_html, item.content_html
@@ -239,11 +327,17 @@ class FeedStore(StoreBase):
             note = "the original article changed after review"
             if draft.status == DraftStatus.APPROVED and note not in draft.warnings:
                 draft.warnings = [*draft.warnings, note]
-            return
+            if draft.status == DraftStatus.APPROVED:
+                draft.source_changed_at = now
+            return True
         entry.state = EntryState.NEW
         entry.attempts = 0
         entry.last_error = None
         entry.next_attempt_at = now
+        # Work in flight on the old content must not land: its claim ends here.
+        entry.locked_until = None
+        entry.claimed_by = None
+        return True
 
     def feed_health(self) -> list[FeedHealth]:
         with self.session() as session:
@@ -264,6 +358,9 @@ class FeedStore(StoreBase):
                     error_count=f.error_count,
                     last_error=f.last_error,
                     entries=counts.get(f.id, 0),
+                    last_success_at=f.last_success_at,
+                    config_url=f.config_url,
+                    site_url=f.site_url,
                 )
                 for f in session.scalars(
                     select(Feed).where(Feed.status != FeedStatus.REMOVED).order_by(Feed.name)

@@ -21,6 +21,10 @@ class FeedWork:
     body_hash: str | None
     interval_seconds: float
     error_count: int
+    config_url: str = ""  # as written in config.toml: its host is trusted
+    next_check_at: datetime | None = None  # when this check was due: the feed's phase
+    ttl_seconds: float | None = None  # the feed's last <ttl>, for polls that skip parsing
+    item_fingerprints: tuple[str, ...] = ()  # items of the last document stored
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,9 @@ class FeedHealth:
     error_count: int
     last_error: str | None
     entries: int
+    last_success_at: datetime | None = None
+    config_url: str = ""
+    site_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -95,12 +102,73 @@ class DraftView:
     created_at: datetime
     updated_at: datetime
     approved_at: datetime | None
+    # When the original changed after approval; set while the change is not yet reviewed.
+    source_changed_at: datetime | None = None
+
+    @property
+    def stale(self) -> bool:
+        """Approved, and the original article changed since: the editor should look again."""
+        return (
+            self.status == DraftStatus.APPROVED
+            and self.source_changed_at is not None
+            and (self.approved_at is None or self.source_changed_at >= self.approved_at)
+        )
+
+
+@dataclass(frozen=True)
+class DraftEventView:
+    """One line of the audit trail."""
+
+    draft_id: int
+    action: str
+    actor: str
+    detail: str | None
+    at: datetime
+    draft_title: str = ""
+
+
+@dataclass(frozen=True)
+class DraftDetail:
+    """A draft with what a reviewer compares it to, and its history."""
+
+    draft: DraftView
+    source_html: str  # the original article's text as it was translated
+    reviewed_source_html: str | None  # the original as it was when the draft was approved
+    feed_content_html: str | None  # the feed's current content for the entry
+    full_text_source: str | None  # "feed" or "page": where source_html was taken from
+    events: tuple[DraftEventView, ...]
+
+
+@dataclass(frozen=True)
+class PublicationStamp:
+    """Cheap fingerprint of what the public feeds show.
+
+    ``published`` changes when a published feed may have changed (approved drafts, their
+    entries, the feeds' names); ``changed_at`` is the newest change to any draft or
+    published entry, so it never goes back in time (a draft taken out of the feed is
+    updated too): the feeds' Last-Modified.
+    """
+
+    published: tuple[object, ...]
+    changed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class UnchangedPoll:
+    """A poll that found the feed as it was (304, or the same bytes)."""
+
+    feed_id: int
+    now: datetime
+    next_check_at: datetime
+    etag: str | None = None
+    last_modified: str | None = None
 
 
 @dataclass(frozen=True)
 class PollOutcome:
     new_entries: int
     updated_entries: int
+    deferred_updates: int = 0  # changed entries over their daily limit, taken later
 
 
 def slugify(name: str) -> str:

@@ -1,0 +1,168 @@
+"""Rendered resources ready to send, and the conditional-request rules that choose what to
+send: the body, its gzip, or 304 Not Modified.
+
+Everything a response needs is computed once, when the resource is rendered: bodies,
+ETags, Last-Modified, and the raw ASGI header lists of the four possible answers. Sending
+is then a dictionary lookup and two ``send`` calls, before any routing (``web.AggregatorApp``).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime, parsedate_to_datetime
+from typing import Any
+
+Scope = MutableMapping[str, Any]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+RawHeaders = list[tuple[bytes, bytes]]
+EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Representation:
+    """One rendered resource with its validators and the header lists of every answer."""
+
+    status: int
+    body: bytes
+    gzipped: bytes
+    etag: str
+    gzip_etag: str
+    modified: int  # seconds since the epoch: HTTP dates have no finer precision
+    plain_headers: RawHeaders = field(repr=False)
+    gzip_headers: RawHeaders = field(repr=False)
+    plain_304_headers: RawHeaders = field(repr=False)
+    gzip_304_headers: RawHeaders = field(repr=False)
+
+    def matches(self, if_none_match: str) -> bool:
+        """Weak comparison (RFC 9110 13.1.2): either encoding's tag names these bytes."""
+        for candidate in if_none_match.split(","):
+            tag = candidate.strip().removeprefix("W/")
+            if tag == "*" or tag in (self.etag, self.gzip_etag):
+                return True
+        return False
+
+    def answer(
+        self, if_none_match: str | None, if_modified_since: str | None, accept_encoding: str
+    ) -> tuple[int, RawHeaders, bytes]:
+        """(status, headers, body) for a request with these headers (RFC 9110 13.2.2:
+        If-None-Match wins over If-Modified-Since)."""
+        use_gzip = accepts_gzip(accept_encoding)
+        if self.status == 200:
+            if if_none_match is not None:
+                not_modified = self.matches(if_none_match)
+            else:
+                not_modified = if_modified_since is not None and _not_modified_since(
+                    if_modified_since, self.modified
+                )
+            if not_modified:
+                return 304, self.gzip_304_headers if use_gzip else self.plain_304_headers, b""
+        if use_gzip:
+            return self.status, self.gzip_headers, self.gzipped
+        return self.status, self.plain_headers, self.body
+
+
+def _raw(headers: dict[str, str]) -> RawHeaders:
+    return [
+        (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()
+    ]
+
+
+def represent(
+    body: bytes,
+    content_type: str,
+    *,
+    modified: datetime | None,
+    max_age: int,
+    status: int = 200,
+    extra: dict[str, str] | None = None,
+) -> Representation:
+    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    gzip_etag = etag[:-1] + '-gzip"'
+    moment = int((modified or EPOCH).timestamp())
+    common = {
+        "Cache-Control": f"public, max-age={max_age}",
+        "Last-Modified": format_datetime(datetime.fromtimestamp(moment, UTC), usegmt=True),
+        "Vary": "Accept-Encoding",
+        "X-Content-Type-Options": "nosniff",
+        **(extra or {}),
+    }
+    validators = {"Cache-Control": common["Cache-Control"], "Vary": "Accept-Encoding"}
+    gzipped = gzip.compress(body, compresslevel=6, mtime=0)
+    return Representation(
+        status=status,
+        body=body,
+        gzipped=gzipped,
+        etag=etag,
+        gzip_etag=gzip_etag,
+        modified=moment,
+        plain_headers=_raw(
+            {
+                **common,
+                "ETag": etag,
+                "Content-Type": content_type,
+                "Content-Length": str(len(body)),
+            }
+        ),
+        gzip_headers=_raw(
+            {
+                **common,
+                "ETag": gzip_etag,
+                "Content-Type": content_type,
+                "Content-Encoding": "gzip",
+                "Content-Length": str(len(gzipped)),
+            }
+        ),
+        # RFC 9110 15.4.5: a 304 carries what caches need to update their copy, no more.
+        plain_304_headers=_raw({**validators, "ETag": etag}),
+        gzip_304_headers=_raw({**validators, "ETag": gzip_etag}),
+    )
+
+
+def accepts_gzip(accept_encoding: str) -> bool:
+    if "gzip" not in accept_encoding and "*" not in accept_encoding:
+        return False
+    for part in accept_encoding.split(","):
+        name, _, parameters = part.partition(";")
+        if name.strip().lower() not in ("gzip", "*"):
+            continue
+        quality = parameters.strip().lower().removeprefix("q=")
+        try:
+            return not parameters.strip() or float(quality) > 0
+        except ValueError:
+            return False
+    return False
+
+
+def _not_modified_since(value: str, modified: int) -> bool:
+    try:
+        since = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return False
+    if since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    return modified <= since.timestamp()
+
+
+def request_key(scope: Scope) -> str:
+    """What a representation is looked up under: the path, and the query as sent if any."""
+    query: bytes = scope.get("query_string", b"")
+    return f"{scope['path']}?{query.decode('latin-1')}" if query else scope["path"]
+
+
+async def send_representation(rep: Representation, scope: Scope, send: Send) -> None:
+    if_none_match = if_modified_since = None
+    accept_encoding = ""
+    for name, value in scope["headers"]:
+        if name == b"if-none-match":
+            if_none_match = value.decode("latin-1")
+        elif name == b"if-modified-since":
+            if_modified_since = value.decode("latin-1")
+        elif name == b"accept-encoding":
+            accept_encoding = value.decode("latin-1")
+    status, headers, body = rep.answer(if_none_match, if_modified_since, accept_encoding)
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})

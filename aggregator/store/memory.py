@@ -1,0 +1,256 @@
+"""Translation memory and engine usage.
+
+Memory: every block translated once is kept under its engine, the two languages and the hash
+of its normalised source text (inline markup as placeholders, so the same sentence with
+another link target is still the same block). Recurring intros and footers, unchanged blocks
+of an updated article and a retry after a failure are then free. An editor's correction of a
+block is kept under the engine name ``editor`` and preferred to any engine's.
+
+Usage: characters and requests per engine per UTC day. ``spend`` adds a request's characters
+only if they fit in the engine's daily budget, in one statement, so that several workers on
+several machines never overspend together by more than nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from aggregator.models import Draft, EngineUsage, Entry, EntryState, TranslationMemory
+from aggregator.store.base import StoreBase
+
+EDITOR = "editor"  # the engine name under which an editor's corrections are remembered
+BUDGET_SPENT = "daily budget"  # in the message of an entry paused by a spent budget
+_CHUNK = 500
+
+
+def source_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Remembered:
+    translation: str
+    engine: str
+
+
+@dataclass(frozen=True)
+class Usage:
+    characters: int
+    requests: int
+
+
+class MemoryStore(StoreBase):
+    def recall(
+        self,
+        sources: Collection[str],
+        *,
+        source_language: str,
+        target_language: str,
+        engines: Sequence[str],
+        now: datetime,
+    ) -> dict[str, Remembered]:
+        """The best remembered translation of each source text: the editor's, else the
+        first of ``engines`` that has one."""
+        preference = {name: rank for rank, name in enumerate([EDITOR, *engines])}
+        by_hash = {source_hash(text): text for text in sources}
+        found: dict[str, tuple[int, TranslationMemory]] = {}
+        with self.session() as session:
+            hashes = list(by_hash)
+            for start in range(0, len(hashes), _CHUNK):
+                rows = session.scalars(
+                    select(TranslationMemory).where(
+                        TranslationMemory.source_language == source_language,
+                        TranslationMemory.target_language == target_language,
+                        TranslationMemory.engine.in_(list(preference)),
+                        TranslationMemory.source_hash.in_(hashes[start : start + _CHUNK]),
+                    )
+                )
+                for row in rows:
+                    if row.source_text != by_hash[row.source_hash]:
+                        continue  # a hash collision: never trust it
+                    rank = preference[row.engine]
+                    if row.source_hash not in found or rank < found[row.source_hash][0]:
+                        found[row.source_hash] = (rank, row)
+            used = [row.id for _rank, row in found.values()]
+            if used:
+                # Rows locked in one order (the unique key's, as upsert_memory writes them):
+                # workers drafting entries that share blocks would otherwise deadlock.
+                session.execute(
+                    select(TranslationMemory.id)
+                    .where(TranslationMemory.id.in_(used))
+                    .order_by(TranslationMemory.engine, TranslationMemory.source_hash)
+                    .with_for_update()
+                )
+                session.execute(
+                    update(TranslationMemory)
+                    .where(TranslationMemory.id.in_(used))
+                    .values(uses=TranslationMemory.uses + 1, used_at=now)
+                )
+            return {
+                row.source_text: Remembered(row.translated_text, row.engine)
+                for _rank, row in found.values()
+            }
+
+    def remember(
+        self,
+        translations: Iterable[tuple[str, str, str]],
+        *,
+        source_language: str,
+        target_language: str,
+        now: datetime,
+    ) -> None:
+        """Keep (engine, source text, translated text) triples; a newer one replaces."""
+        rows = [
+            _memory_row(engine, source, translated, source_language, target_language, now)
+            for engine, source, translated in translations
+        ]
+        if rows:
+            with self.session() as session:
+                upsert_memory(session, rows)
+
+    def remember_correction(
+        self,
+        *,
+        source_language: str,
+        target_language: str,
+        source_text: str,
+        translated_text: str,
+        now: datetime,
+    ) -> None:
+        """An editor's translation of one block, preferred to any engine's from now on.
+
+        Both texts are in placeholder form (see ``segment.protect``); the review UI can get
+        them for a whole edited draft from ``translate.corrections``.
+        """
+        self.remember(
+            [(EDITOR, source_text, translated_text)],
+            source_language=source_language,
+            target_language=target_language,
+            now=now,
+        )
+
+    def memory_size(self) -> int:
+        with self.session() as session:
+            return session.scalar(select(func.count()).select_from(TranslationMemory)) or 0
+
+    # ------------------------------------------------------------ usage and budgets
+
+    def spend(self, engine: str, day: str, characters: int, *, budget: int) -> bool:
+        """Count one request of ``characters`` for the engine today; False (and nothing
+        counted) when it would go over ``budget`` (0: no budget)."""
+        with self.session() as session:
+            insert = postgresql.insert if self.is_postgresql else sqlite.insert
+            session.execute(
+                insert(EngineUsage)
+                .values(engine=engine, day=day, characters=0, requests=0)
+                .on_conflict_do_nothing(index_elements=["engine", "day"])
+            )
+            statement = update(EngineUsage).where(
+                EngineUsage.engine == engine, EngineUsage.day == day
+            )
+            if budget > 0:
+                statement = statement.where(EngineUsage.characters + characters <= budget)
+            result = session.execute(
+                statement.values(
+                    characters=EngineUsage.characters + characters,
+                    requests=EngineUsage.requests + 1,
+                )
+            )
+            return bool(getattr(result, "rowcount", 0))
+
+    def paused_by_budget(self) -> tuple[int, str | None]:
+        """Entries waiting because every engine's daily budget was spent, and the reason."""
+        with self.session() as session:
+            waiting = select(Entry).where(
+                Entry.state.in_([EntryState.NEW, EntryState.EXTRACTED]),
+                Entry.last_error.contains(BUDGET_SPENT),
+            )
+            rows = session.scalars(waiting.order_by(Entry.updated_at.desc())).all()
+            return len(rows), (rows[0].last_error if rows else None)
+
+    def usage(self, day: str) -> dict[str, Usage]:
+        """Characters and requests per engine on one UTC day (YYYY-MM-DD)."""
+        with self.session() as session:
+            rows = session.scalars(select(EngineUsage).where(EngineUsage.day == day))
+            return {row.engine: Usage(row.characters, row.requests) for row in rows}
+
+
+def _memory_row(
+    engine: str,
+    source: str,
+    translated: str,
+    source_language: str,
+    target_language: str,
+    now: datetime,
+) -> dict[str, object]:
+    return {
+        "source_language": source_language,
+        "target_language": target_language,
+        "engine": engine,
+        "source_hash": source_hash(source),
+        "source_text": source,
+        "translated_text": translated,
+        "uses": 0,
+        "created_at": now,
+        "used_at": now,
+    }
+
+
+def upsert_memory(session: Session, rows: list[dict[str, object]]) -> None:
+    """Insert memory rows, replacing the translation of a block already known."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    unique = {(r["engine"], r["source_hash"]): r for r in rows}  # last one wins
+    statement = insert(TranslationMemory)
+    statement = statement.on_conflict_do_update(
+        index_elements=["source_language", "target_language", "engine", "source_hash"],
+        set_={
+            "translated_text": statement.excluded.translated_text,
+            "source_text": statement.excluded.source_text,
+            "used_at": statement.excluded.used_at,
+        },
+    )
+    session.execute(statement, [unique[key] for key in sorted(unique)])  # one lock order
+
+
+def remember_corrections(
+    session: Session,
+    corrections: Iterable[tuple[str, str]],
+    *,
+    source_language: str,
+    target_language: str,
+    now: datetime,
+) -> int:
+    """Keep (source text, editor's text) pairs inside an open session; how many were kept."""
+    rows = [
+        _memory_row(EDITOR, source, edited, source_language, target_language, now)
+        for source, edited in corrections
+    ]
+    if rows:
+        upsert_memory(session, rows)
+    return len(rows)
+
+
+def learn_from_edit(session: Session, draft: Draft, edited_html: str, now: datetime) -> int:
+    """Inside a draft edit: every block the editor rewrote becomes that block's preferred
+    translation. Skipped when the original changed after the draft was made (the blocks
+    would not pair up). How many blocks were kept."""
+    source_html = draft.entry.full_html
+    if not source_html or draft.source_changed_at is not None:
+        return 0
+    from aggregator.translate import corrections  # the store stays importable on its own
+
+    return remember_corrections(
+        session,
+        corrections(source_html, draft.body_html, edited_html),
+        source_language=draft.source_language,
+        target_language=draft.target_language,
+        now=now,
+    )
