@@ -46,6 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from servers import LibreTranslateServer  # noqa: E402
+from translation_desk import real_article_pages  # noqa: E402
 
 from aggregator.boilerplate import remove_boilerplate  # noqa: E402
 from aggregator.config import Duration, EngineSettings, TranslationSettings  # noqa: E402
@@ -60,19 +61,7 @@ from aggregator.translate import translate_article  # noqa: E402
 REAL = Path("/work/shared/fixtures/real")
 if not REAL.exists():
     REAL = ROOT.parent / "shared" / "fixtures" / "real"
-PAGES = {
-    "trafilatura_lemire.me.json.html": (
-        "https://lemire.me/blog/2019/08/02/json-parsing-simdjson-vs-json-for-modern-c/"
-    ),
-    "trafilatura_blog.wordpress.com.diverse.html": (
-        "https://en.blog.wordpress.com/2019/06/19/"
-        "want-to-see-a-more-diverse-wordpress-contributor-community-so-do-we/"
-    ),
-    "trafilatura_gregoryszorc.com.python3.html": (
-        "https://gregoryszorc.com/blog/2020/01/13/"
-        "mercurial%27s-journey-to-and-reflections-on-python-3/"
-    ),
-}
+PAGES = real_article_pages()
 MIN_WORDS = 60
 TRAFILATURA_OPTIONS = {
     "output_format": "html",

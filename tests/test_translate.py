@@ -18,6 +18,7 @@ import lxml.html
 import pytest
 from conftest import DATA_DIR
 from servers import LibreTranslateServer, dictionary_translate
+from translation_desk import real_article_pages
 
 from aggregator.config import Duration, EngineSettings, TranslationSettings
 from aggregator.engines import Engine, build_engine
@@ -28,19 +29,7 @@ from aggregator.language import detect
 from aggregator.segment import parse_fragment, structure_counts, units, verbatim_parts
 from aggregator.translate import corrections, pack, translate_article
 
-PAGES = {
-    "trafilatura_lemire.me.json.html": (
-        "https://lemire.me/blog/2019/08/02/json-parsing-simdjson-vs-json-for-modern-c/"
-    ),
-    "trafilatura_blog.wordpress.com.diverse.html": (
-        "https://en.blog.wordpress.com/2019/06/19/"
-        "want-to-see-a-more-diverse-wordpress-contributor-community-so-do-we/"
-    ),
-    "trafilatura_gregoryszorc.com.python3.html": (
-        "https://gregoryszorc.com/blog/2020/01/13/"
-        "mercurial%27s-journey-to-and-reflections-on-python-3/"
-    ),
-}
+PAGES = real_article_pages()
 _MARK = re.compile(r"\[\[\s*/?\s*\d+\s*\]\]")
 
 

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,6 +28,18 @@ DATA_DIR = Path(__file__).parent / "data"
 GHOST_ORIGIN = "https://torment-nexus.mathewingram.com"
 FEED_PATH = "/rss/"
 MEMBERS_ONLY_PATH = "/a-year-of-paid-newsletters/"
+
+
+def real_article_pages() -> dict[str, str]:
+    """The real article pages of tests/data and the URL each was published at (from the
+    upstream oracle files beside them)."""
+    pages = {}
+    for oracle in sorted(DATA_DIR.glob("trafilatura_*.expected.json")):
+        page = oracle.name.replace(".expected.json", ".html")
+        pages[page] = json.loads(oracle.read_text(encoding="utf-8"))["url"]
+    return pages
+
+
 BLOCKS = ("h1", "h2", "h3", "h4", "h5", "h6", "p", "li", "blockquote", "figcaption", "td")
 
 
