@@ -83,6 +83,14 @@ def is_html_page(body: bytes) -> bool:
     return bool(_HTML_ROOT.match(head, start.end() if start else 0))
 
 
+def _feedparser(document: bytes, headers: dict[str, str]) -> Any:
+    # No sanitizing here: feed HTML is stored as received and every use of it goes through
+    # extract.sanitize (nh3), which runs last; feedparser's own pass would be paid twice.
+    return feedparser.parse(
+        document, response_headers=headers, resolve_relative_uris=True, sanitize_html=False
+    )
+
+
 def parse_feed(
     body: bytes,
     url: str,
@@ -123,12 +131,10 @@ def parse_feed(
             + b"".join(cleaned[start:end] for start, end in fresh)
             + cleaned[items[-1][1] :]
         )
-        parsed: Any = feedparser.parse(
-            document, response_headers=headers, resolve_relative_uris=True
-        )
+        parsed: Any = _feedparser(document, headers)
         if not parsed.get("bozo") and len(parsed.get("entries", [])) == len(fresh):
             return _feed(parsed, parsed["entries"], None, fingerprints)
-    parsed = feedparser.parse(cleaned, response_headers=headers, resolve_relative_uris=True)
+    parsed = _feedparser(cleaned, headers)
     feed = parsed.get("feed", {})
     raw_entries = list(parsed.get("entries", []))
     problem = parsed.get("bozo_exception") if parsed.get("bozo") else None

@@ -64,7 +64,9 @@ class AggregatorApp(Starlette):
         await super().__call__(scope, receive, send)
 
 
-def routes(public: PublicViews, review: ReviewViews, api: ApiViews) -> list[BaseRoute]:
+def routes(
+    public: PublicViews, review: ReviewViews, api: ApiViews, metrics: Callable[..., Any]
+) -> list[BaseRoute]:
     return [
         # Public, answered from rendered bytes.
         Route("/feeds/published.{format}", public.published),
@@ -72,6 +74,7 @@ def routes(public: PublicViews, review: ReviewViews, api: ApiViews) -> list[Base
         Route("/articles/{id:int}", public.article),
         Route("/feeds/drafts.atom", public.drafts_feed),
         Route("/healthz", public.healthz),
+        Route("/metrics", metrics),  # Prometheus text, read from the database
         # Review pages: login, queue, draft, changes.
         Route("/review", lambda request: RedirectResponse("/review/", 308)),
         Route("/review/", review.queue),
@@ -121,10 +124,7 @@ def create_app(
     public = PublicViews(settings, store, cache, templates, auth)
     app = AggregatorApp(
         cache.fresh,
-        routes=[
-            *routes(public, ReviewViews(desk, templates), ApiViews(desk)),
-            Route("/metrics", metrics_view(store)),  # Prometheus, read from the database
-        ],
+        routes=routes(public, ReviewViews(desk, templates), ApiViews(desk), metrics_view(store)),
         exception_handlers={
             Problem: lambda request, exc: _problem(templates, desk, request, exc),
             AggregatorError: lambda request, exc: _problem(
