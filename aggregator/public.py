@@ -150,24 +150,19 @@ class PublicViews:
         fmt = request.path_params["format"]
         if fmt not in FORMATS:
             return _not_found("no such feed: the published feed is .atom, .rss or .json")
-        page = _page_number(request)
-        if page is None:
-            return _unprocessable("'page' must be a whole number from 1")
-        path = f"/feeds/published.{fmt}"
-        rep = await self.cache.get(
-            _feed_key(path, page),
-            lambda stamp: self._render_feed(stamp, path, fmt, page, None),
-        )
-        return send(request, rep)
+        return await self._feed(request, f"/feeds/published.{fmt}", fmt, None)
 
     async def source(self, request: Request) -> Response:
         slug, _, fmt = request.path_params["name"].rpartition(".")
         if fmt not in FORMATS or not slug:
             return _not_found("no such feed: a source's feed is /feeds/sources/SLUG.atom")
+        return await self._feed(request, f"/feeds/sources/{slug}.{fmt}", fmt, slug)
+
+    async def _feed(self, request: Request, path: str, fmt: str, slug: str | None) -> Response:
+        """One page of a published feed (all sources, or the one named by ``slug``)."""
         page = _page_number(request)
         if page is None:
             return _unprocessable("'page' must be a whole number from 1")
-        path = f"/feeds/sources/{slug}.{fmt}"
         rep = await self.cache.get(
             _feed_key(path, page),
             lambda stamp: self._render_feed(stamp, path, fmt, page, slug),
