@@ -230,16 +230,17 @@ def discover_feed(
 def record_failure(
     services: Services, feed: FeedWork, exc: AggregatorError, now: datetime, report: Report
 ) -> None:
-    """Store a failed poll with its reason and the next check, backed off; 410 pauses."""
+    """Store a failed poll with its reason and the next check, backed off; 410 pauses the
+    feed: it is looked at only once a day, in case its publisher brings it back."""
     gone = isinstance(exc, FetchError) and exc.gone
     message = str(exc)
     next_check: datetime | None
     if gone:
         message += (
-            "; polling is paused (change the URL in config.toml, or"
-            f" `aggregator poll --feed {feed.name!r}` to try it again)"
+            "; polling is paused, with one check a day (change the URL in config.toml, or"
+            f" `aggregator poll --feed {feed.name!r}` to try it again now)"
         )
-        next_check = None
+        next_check = now + decide.MAX_DELAY
     else:
         retry_after = exc.retry_after if isinstance(exc, FetchError) else None
         next_check = decide.next_check_after_error(

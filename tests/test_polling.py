@@ -199,15 +199,20 @@ def test_gone_pauses_the_feed_and_says_so(upstream: UpstreamServer, make: Any) -
     poller = one_feed(make, upstream.add("/rss/", b"", status=410))
     poller.poll()
     feed = poller.feed()
-    assert feed.status == FeedStatus.GONE and feed.next_check_at is None
+    assert feed.status == FeedStatus.GONE
+    assert feed.next_check_at == poller.clock.now + timedelta(hours=24)
     assert feed.last_error is not None
     assert feed.last_error.startswith("the feed is gone: the server answered 410 Gone")
-    assert "polling is paused" in feed.last_error
+    assert "polling is paused, with one check a day" in feed.last_error
 
-    poller.clock.advance(30 * 24 * HOUR)
+    poller.clock.advance(23 * HOUR)
     poller.poll()
     poller.poll(force=True)  # `aggregator poll` alone does not wake it either
     assert upstream.hits("/rss/") == 1
+    poller.clock.advance(1 * HOUR)
+    poller.poll()  # a day later: looked at once, still gone, paused another day
+    assert upstream.hits("/rss/") == 2
+    assert poller.feed().status == FeedStatus.GONE
 
     upstream.add("/rss/", hostile.rss(1))
     poller.poll(force=True, only=("feed",))  # asked for by name: tried again

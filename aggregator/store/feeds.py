@@ -75,13 +75,12 @@ class FeedStore(StoreBase):
                 Feed.body_hash, Feed.interval_seconds, Feed.error_count, Feed.config_url,
                 Feed.next_check_at, Feed.ttl_seconds, Feed.item_fingerprints,
             ).where(Feed.status.not_in([FeedStatus.REMOVED]))  # fmt: skip
-            if not names:
+            if force and not names:
+                # `aggregator poll` ignores schedules, but not a pause: a gone feed waits for
+                # its daily check, or to be asked for by name.
                 query = query.where(Feed.status != FeedStatus.GONE)
             if not force:
-                query = query.where(
-                    Feed.status != FeedStatus.GONE,
-                    or_(Feed.next_check_at.is_(None), Feed.next_check_at <= now),
-                )
+                query = query.where(or_(Feed.next_check_at.is_(None), Feed.next_check_at <= now))
             if names:
                 query = query.where(
                     or_(Feed.name.in_(names), Feed.url.in_(names), Feed.config_url.in_(names))
@@ -223,7 +222,7 @@ class FeedStore(StoreBase):
         next_check_at: datetime | None,
         gone: bool = False,
     ) -> None:
-        """A failed poll; ``gone`` pauses the feed (no next check until asked by name)."""
+        """A failed poll; ``gone`` pauses the feed (checked once a day, or when asked by name)."""
         with self.session() as session:
             feed = session.get_one(Feed, feed_id)
             feed.status = FeedStatus.GONE if gone else FeedStatus.ERROR
