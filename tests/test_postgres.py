@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -169,3 +170,44 @@ def test_the_lease_of_a_vanished_worker_is_taken_over_after_it_ends(
         assert [e.id for e in store.claim_entries(after_the_lease, lease, 10)] == [1, 2, 3]
     finally:
         store.close()
+
+
+def test_workers_started_together_add_each_configured_feed_once(
+    write_config: WriteConfig, postgres_url: str
+) -> None:
+    """Every process syncs config.toml's feeds as it starts; started at the same moment,
+    they must neither fail on each other's inserts nor add a feed twice."""
+    feeds = [{"url": f"http://127.0.0.1:9/feed-{n}.xml", "name": f"Feed {n}"} for n in range(20)]
+    config = use_database(write_config(feeds), postgres_url)
+    Store(postgres_url).upgrade()
+    code = (
+        "import sys\n"
+        "from aggregator import config\n"
+        "from aggregator.pipeline import Services\n"
+        "from aggregator.store import Store\n"
+        "import time\n"
+        "settings = config.load(sys.argv[1])\n"
+        "store = Store.from_settings(settings)\n"
+        "store.ping()\n"
+        "time.sleep(max(0.0, float(sys.argv[2]) - time.time()))  # all at the same moment\n"
+        "store.sync_feeds(settings.feeds, settings, Services.now())\n"
+    )
+    moment = str(time.time() + 3)
+    starts = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(config), moment],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    for process in starts:
+        _out, err = process.communicate(timeout=60)
+        assert process.returncode == 0, err
+    store = Store(postgres_url)
+    try:
+        names = sorted(f.name for f in store.feed_health())
+    finally:
+        store.close()
+    assert names == sorted(f["name"] for f in feeds)

@@ -26,6 +26,8 @@ CONNECT_TIMEOUT = 10
 IDLE_PING_SECONDS = 5.0
 # pg_advisory_xact_lock key: processes starting together upgrade the schema one at a time.
 MIGRATION_LOCK = 0x61676772
+# pg_advisory_xact_lock key: processes starting together sync config.toml's feeds in turn.
+FEED_SYNC_LOCK = 0x61676773
 # Pages copied per step of an SQLite online backup; writers get the database between steps.
 BACKUP_PAGES_PER_STEP = 1024
 

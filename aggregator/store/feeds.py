@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, bindparam, func, or_, select, update
+from sqlalchemy import String, bindparam, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -14,7 +14,7 @@ from aggregator import decide
 from aggregator.config import FeedSettings, Settings
 from aggregator.models import DraftStatus, Entry, EntryState, Feed, FeedStatus, UTCDateTime
 from aggregator.parse import ParsedEntry
-from aggregator.store.base import StoreBase
+from aggregator.store.base import FEED_SYNC_LOCK, StoreBase
 from aggregator.store.snapshots import (
     FeedHealth,
     FeedWork,
@@ -26,8 +26,14 @@ from aggregator.store.snapshots import (
 
 class FeedStore(StoreBase):
     def sync_feeds(self, feeds: Sequence[FeedSettings], settings: Settings, now: datetime) -> None:
-        """Make the feeds table match config.toml: add, update, mark removed."""
-        with self.session() as session:
+        """Make the feeds table match config.toml: add, update, mark removed.
+
+        Workers started together all do this at once: they take turns (the write lock on
+        SQLite, an advisory lock on PostgreSQL), so a feed is added once.
+        """
+        with self.session(claim=True) as session:
+            if self.is_postgresql:
+                session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": FEED_SYNC_LOCK})
             existing = {f.config_url: f for f in session.scalars(select(Feed))}
             slugs = {f.slug for f in existing.values()}
             wanted = set()
