@@ -13,17 +13,16 @@ string DeepL retired, and sends one text per request.
 from __future__ import annotations
 
 import contextvars
-import email.utils
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import requests
 
 from aggregator.config import TranslationSettings
 from aggregator.errors import ConfigError, TranslateError
+from aggregator.fetch import parse_retry_after
 
 # Characters per request, from each engine's documentation: deep-translator refuses 5,000
 # for Google; LibreTranslate's default char_limit is 5,000; DeepL takes 128 KiB per request
@@ -80,22 +79,6 @@ class Engine(Protocol):
 
     def translate(self, text: str) -> str:
         """Translate plain text, line for line; raise TranslateError on any failure."""
-
-
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 def call_with_deadline(name: str, timeout: float, work: Callable[[], Any]) -> tuple[Any, Any]:
