@@ -183,7 +183,7 @@ class DraftStore(StoreBase):
                 draft.reviewed_source_html = _source_as_reviewed(draft.entry)
                 draft.source_changed_at = None
                 draft.warnings = [w for w in draft.warnings or () if w != SOURCE_CHANGED_NOTE]
-            session.add(DraftEvent(draft_id=draft.id, action=target.value, actor=actor, at=now))
+            _audit(session, draft, target.value, actor, now)
             return _draft_view(draft)
 
     def edit(
@@ -217,15 +217,7 @@ class DraftStore(StoreBase):
                 learn_from_edit(session, draft, body_html, now)
                 draft.body_html = body_html
             draft.updated_at = now
-            session.add(
-                DraftEvent(
-                    draft_id=draft.id,
-                    action="edited",
-                    actor=actor,
-                    at=now,
-                    detail=detail or ", ".join(changed),
-                )
-            )
+            _audit(session, draft, "edited", actor, now, detail or ", ".join(changed))
             return _draft_view(draft)
 
     def request_retranslation(
@@ -254,15 +246,8 @@ class DraftStore(StoreBase):
             entry.next_attempt_at = now
             entry.attempts = 0
             entry.last_error = None
-            session.add(
-                DraftEvent(
-                    draft_id=draft.id,
-                    action="retranslate",
-                    actor=actor,
-                    at=now,
-                    detail="the changed original is taken again" if stale else None,
-                )
-            )
+            detail = "the changed original is taken again" if stale else None
+            _audit(session, draft, "retranslate", actor, now, detail)
             return _draft_view(draft)
 
     def acknowledge_source_change(
@@ -287,15 +272,8 @@ class DraftStore(StoreBase):
             draft.source_changed_at = None
             draft.warnings = [w for w in draft.warnings or () if w != SOURCE_CHANGED_NOTE]
             draft.updated_at = now
-            session.add(
-                DraftEvent(
-                    draft_id=draft.id,
-                    action="acknowledged",
-                    actor=actor,
-                    at=now,
-                    detail="the change of the original was reviewed; the translation stays",
-                )
-            )
+            detail = "the change of the original was reviewed; the translation stays"
+            _audit(session, draft, "acknowledged", actor, now, detail)
             return _draft_view(draft)
 
     @staticmethod
@@ -313,6 +291,18 @@ def _source_as_reviewed(entry: Entry) -> str | None:
     if entry.full_text_source == "feed" and entry.content_html:
         return entry.content_html
     return entry.full_html
+
+
+def _audit(
+    session: Session,
+    draft: Draft,
+    action: str,
+    actor: str,
+    now: datetime,
+    detail: str | None = None,
+) -> None:
+    """One line of the draft's audit trail: who did what, and when."""
+    session.add(DraftEvent(draft_id=draft.id, action=action, actor=actor, at=now, detail=detail))
 
 
 def _check_version(session: Session, draft: Draft, expected: int | None) -> None:

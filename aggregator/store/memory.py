@@ -127,14 +127,17 @@ class MemoryStore(StoreBase):
         """An editor's translation of one block, preferred to any engine's from now on.
 
         Both texts are in placeholder form (see ``segment.protect``); the review UI can get
-        them for a whole edited draft from ``translate.corrections``.
+        them for a whole edited draft from ``translate.corrections``. Same path as an edit
+        made through ``DraftStore.edit``.
         """
-        self.remember(
-            [(EDITOR, source_text, translated_text)],
-            source_language=source_language,
-            target_language=target_language,
-            now=now,
-        )
+        with self.session() as session:
+            remember_corrections(
+                session,
+                [(source_text, translated_text)],
+                source_language=source_language,
+                target_language=target_language,
+                now=now,
+            )
 
     def memory_size(self) -> int:
         with self.session() as session:
