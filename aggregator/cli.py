@@ -487,7 +487,7 @@ def status(ctx: click.Context) -> None:
         store.sync_feeds(settings.feeds, settings, Services.now())
         feeds_health = store.feed_health()
         backlog = store.backlog(Services.now())
-        counts = {s.value: len(store.list_drafts(s)) for s in DraftStatus}
+        counts = store.draft_counts()
         overview = store.overview(Services.now())
         database = store.safe_url
         budget_paused = store.paused_by_budget()
