@@ -31,6 +31,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from aggregator import config as config_module
 from aggregator.config import LogSettings, Settings
 from aggregator.errors import AggregatorError
+from aggregator.fastpath import protocol_for
 from aggregator.language import detect
 from aggregator.pipeline import Services, process_backlog
 from aggregator.polling import poll_feeds
@@ -221,6 +222,7 @@ class Daemon:
         app = create_app(self.settings, self.store)
         config = uvicorn.Config(
             app,
+            http=protocol_for(app.state.cache.fresh),
             host=self.settings.server.host,
             port=self.settings.server.port,
             log_level="warning",

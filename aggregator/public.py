@@ -42,13 +42,13 @@ def send(request: Request, rep: Representation) -> Response:
     """The representation, or 304 when the client's copy is current (the slow path: the
     same answer ``CachedFeeds`` gives when the representation was already cached)."""
     headers = request.headers
-    status, raw_headers, body = rep.answer(
+    answer = rep.answer(
         headers.get("if-none-match"),
         headers.get("if-modified-since"),
         headers.get("accept-encoding", ""),
     )
-    response = Response(body, status_code=status)
-    response.raw_headers = list(raw_headers)
+    response = Response(answer.body, status_code=answer.status)
+    response.raw_headers = list(answer.headers)
     return response
 
 

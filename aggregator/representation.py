@@ -23,8 +23,29 @@ EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
+class Answer:
+    """One of the four answers a representation can give, ready for ASGI (``headers``) and
+    for writing straight to a connection (``head``: the header lines after the status line
+    and the server's own Date and Server lines, ending with the blank line)."""
+
+    status: int
+    headers: RawHeaders = field(repr=False)
+    body: bytes = field(repr=False)
+    head: bytes = field(repr=False)
+
+
+def _answer(status: int, headers: dict[str, str], body: bytes) -> Answer:
+    raw = [
+        (key.lower().encode("latin-1"), value.encode("latin-1")) for key, value in headers.items()
+    ]
+
+    head = b"".join(name + b": " + value + b"\r\n" for name, value in raw) + b"\r\n"
+    return Answer(status, raw, body, head)
+
+
+@dataclass(frozen=True)
 class Representation:
-    """One rendered resource with its validators and the header lists of every answer."""
+    """One rendered resource with its validators and every answer it can give."""
 
     status: int
     body: bytes
@@ -32,13 +53,15 @@ class Representation:
     etag: str
     gzip_etag: str
     modified: int  # seconds since the epoch: HTTP dates have no finer precision
-    plain_headers: RawHeaders = field(repr=False)
-    gzip_headers: RawHeaders = field(repr=False)
-    plain_304_headers: RawHeaders = field(repr=False)
-    gzip_304_headers: RawHeaders = field(repr=False)
+    plain: Answer = field(repr=False)
+    compressed: Answer = field(repr=False)
+    plain_not_modified: Answer = field(repr=False)
+    compressed_not_modified: Answer = field(repr=False)
 
     def matches(self, if_none_match: str) -> bool:
         """Weak comparison (RFC 9110 13.1.2): either encoding's tag names these bytes."""
+        if if_none_match == self.etag or if_none_match == self.gzip_etag:
+            return True  # what nearly every client sends: the one tag it was given
         for candidate in if_none_match.split(","):
             tag = candidate.strip().removeprefix("W/")
             if tag == "*" or tag in (self.etag, self.gzip_etag):
@@ -47,9 +70,9 @@ class Representation:
 
     def answer(
         self, if_none_match: str | None, if_modified_since: str | None, accept_encoding: str
-    ) -> tuple[int, RawHeaders, bytes]:
-        """(status, headers, body) for a request with these headers (RFC 9110 13.2.2:
-        If-None-Match wins over If-Modified-Since)."""
+    ) -> Answer:
+        """The answer to a request with these headers (RFC 9110 13.2.2: If-None-Match wins
+        over If-Modified-Since)."""
         use_gzip = accepts_gzip(accept_encoding)
         if self.status == 200:
             if if_none_match is not None:
@@ -59,16 +82,8 @@ class Representation:
                     if_modified_since, self.modified
                 )
             if not_modified:
-                return 304, self.gzip_304_headers if use_gzip else self.plain_304_headers, b""
-        if use_gzip:
-            return self.status, self.gzip_headers, self.gzipped
-        return self.status, self.plain_headers, self.body
-
-
-def _raw(headers: dict[str, str]) -> RawHeaders:
-    return [
-        (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()
-    ]
+                return self.compressed_not_modified if use_gzip else self.plain_not_modified
+        return self.compressed if use_gzip else self.plain
 
 
 def represent(
@@ -92,6 +107,19 @@ def represent(
     }
     validators = {"Cache-Control": common["Cache-Control"], "Vary": "Accept-Encoding"}
     gzipped = gzip.compress(body, compresslevel=6, mtime=0)
+    plain_headers = {
+        **common,
+        "ETag": etag,
+        "Content-Type": content_type,
+        "Content-Length": str(len(body)),
+    }
+    gzip_headers = {
+        **common,
+        "ETag": gzip_etag,
+        "Content-Type": content_type,
+        "Content-Encoding": "gzip",
+        "Content-Length": str(len(gzipped)),
+    }
     return Representation(
         status=status,
         body=body,
@@ -99,26 +127,11 @@ def represent(
         etag=etag,
         gzip_etag=gzip_etag,
         modified=moment,
-        plain_headers=_raw(
-            {
-                **common,
-                "ETag": etag,
-                "Content-Type": content_type,
-                "Content-Length": str(len(body)),
-            }
-        ),
-        gzip_headers=_raw(
-            {
-                **common,
-                "ETag": gzip_etag,
-                "Content-Type": content_type,
-                "Content-Encoding": "gzip",
-                "Content-Length": str(len(gzipped)),
-            }
-        ),
+        plain=_answer(status, plain_headers, body),
+        compressed=_answer(status, gzip_headers, gzipped),
         # RFC 9110 15.4.5: a 304 carries what caches need to update their copy, no more.
-        plain_304_headers=_raw({**validators, "ETag": etag}),
-        gzip_304_headers=_raw({**validators, "ETag": gzip_etag}),
+        plain_not_modified=_answer(304, {**validators, "ETag": etag}, b""),
+        compressed_not_modified=_answer(304, {**validators, "ETag": gzip_etag}, b""),
     )
 
 
@@ -163,6 +176,7 @@ async def send_representation(rep: Representation, scope: Scope, send: Send) -> 
             if_modified_since = value.decode("latin-1")
         elif name == b"accept-encoding":
             accept_encoding = value.decode("latin-1")
-    status, headers, body = rep.answer(if_none_match, if_modified_since, accept_encoding)
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
+    answer = rep.answer(if_none_match, if_modified_since, accept_encoding)
+    await send({"type": "http.response.start", "status": answer.status, "headers": answer.headers})
+    body = b"" if scope["method"] == "HEAD" else answer.body
+    await send({"type": "http.response.body", "body": body})
