@@ -3,7 +3,9 @@
 Each engine is guarded twice before a request leaves: its circuit breaker (closed after
 ``breaker_threshold`` failures in a row, or at once when the service sent Retry-After) and
 its daily character budget, spent in the database before the request is sent, so that a
-budget is never overrun by concurrent workers. A guarded engine that refuses or fails
+budget is never overrun by concurrent workers. An engine without a budget has nothing to
+reserve: its use is counted here and written with the article's outcome, in the same
+transaction (``unrecorded_usage``). A guarded engine that refuses or fails
 makes the article continue with the next engine of the chain; when none is left, the
 translation fails with every reason, and the entry waits for the earliest moment one of
 them may work again.
@@ -22,6 +24,9 @@ from aggregator.engines import Engine
 from aggregator.errors import BudgetExhaustedError, TranslateError
 
 MAX_COOLDOWN = 3600.0
+
+
+UsageCount = tuple[str, str, int, int]  # engine, UTC day (YYYY-MM-DD), characters, requests
 
 
 class UsageLedger(Protocol):
@@ -88,6 +93,8 @@ class GuardedEngine:
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
     characters: int = 0  # sent through this object
     requests: int = 0
+    # Use not yet in the ledger (no budget to check): day -> [characters, requests].
+    unrecorded: dict[str, list[int]] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -96,7 +103,12 @@ class GuardedEngine:
     def translate(self, text: str) -> str:
         """Translate if breaker and budget allow; count what was actually sent."""
         self.breaker.check()
-        if self.ledger is not None:
+        if self.ledger is not None and self.daily_characters <= 0:
+            day = self.now().astimezone(UTC).date().isoformat()
+            counts = self.unrecorded.setdefault(day, [0, 0])
+            counts[0] += len(text)
+            counts[1] += 1
+        elif self.ledger is not None:
             moment = self.now().astimezone(UTC)
             if not self.ledger.spend(
                 self.name, moment.date().isoformat(), len(text), budget=self.daily_characters
@@ -127,6 +139,17 @@ class EngineChain:
     @property
     def names(self) -> list[str]:
         return [guarded.name for guarded in self.engines]
+
+    def unrecorded_usage(self) -> list[UsageCount]:
+        """The use of engines without a budget, for the ledger; counted once: taken here."""
+        counts = [
+            (guarded.name, day, characters, requests)
+            for guarded in self.engines
+            for day, (characters, requests) in guarded.unrecorded.items()
+        ]
+        for guarded in self.engines:
+            guarded.unrecorded.clear()
+        return counts
 
     @classmethod
     def of(cls, engine: Engine | EngineChain) -> EngineChain:

@@ -35,7 +35,7 @@ from aggregator.fetch import Fetcher
 from aggregator.glossary import Glossary
 from aggregator.language import detect
 from aggregator.models import EntryState
-from aggregator.store import DraftContent, EntryWork, Store
+from aggregator.store import DraftContent, EntryWork, PendingMemory, Progress, Store
 from aggregator.translate import translate_article
 
 log = logging.getLogger("aggregator.pipeline")
@@ -170,8 +170,12 @@ def process_backlog(
 
 
 def process_entry(services: Services, entry: EntryWork, report: Report) -> None:
-    """Full text, language, translation, draft. A failure is stored and retried later."""
+    """Full text, language, translation, draft. A failure is stored and retried later.
+
+    The outcome is one write, carrying what was done on the way (``Progress``).
+    """
     store, settings = services.store, services.settings
+    progress = Progress()
     try:
         full_html, language = entry.full_html, entry.language
         # A new entry, or one whose source changed (its state is back to new), is read again.
@@ -182,12 +186,9 @@ def process_entry(services: Services, entry: EntryWork, report: Report) -> None:
                 report.entry("skipped")
                 log.info("entry %s skipped: %s", entry.url or entry.id, extracted)
                 return
-            full_html, source = extracted
+            full_html, progress.full_text_source = extracted
             language = detect(f"{entry.title}\n{text_of(full_html)}")
-            store.save_extracted(
-                entry.id, full_html=full_html, source=source, language=language,
-                now=services.clock(),
-            )  # fmt: skip
+            progress.full_html, progress.language = full_html, language
         wanted = settings.translation.source_languages
         if language not in wanted:
             reason = (
@@ -195,20 +196,27 @@ def process_entry(services: Services, entry: EntryWork, report: Report) -> None:
                 if language
                 else "the language could not be detected (too little text)"
             )
-            store.mark_skipped(entry.id, f"not translated: {reason}", now=services.clock())
+            store.mark_skipped(
+                entry.id, f"not translated: {reason}", now=services.clock(), progress=progress
+            )
             report.entry("skipped")
             return
-        translation = translate_article(
-            entry.title,
-            full_html,
-            services.engine_chain(),
-            target_language=settings.translation.target_language,
-            source_language=language,
-            source_languages=wanted,
-            memory=store,
-            glossary=Glossary.from_settings(settings.translation.glossary),
-            now=services.clock,
-        )
+        chain = services.engine_chain()
+        memory = PendingMemory(store)
+        try:
+            translation = translate_article(
+                entry.title,
+                full_html,
+                chain,
+                target_language=settings.translation.target_language,
+                source_language=language,
+                source_languages=wanted,
+                memory=memory,
+                glossary=Glossary.from_settings(settings.translation.glossary),
+                now=services.clock,
+            )
+        finally:
+            progress.learned, progress.usage = memory.rows, chain.unrecorded_usage()
         store.save_draft(
             entry.id,
             DraftContent(
@@ -222,6 +230,7 @@ def process_entry(services: Services, entry: EntryWork, report: Report) -> None:
                 warnings=translation.warnings,
             ),
             now=services.clock(),
+            progress=progress,
         )
         report.entry("drafted")
     except AggregatorError as exc:
@@ -236,6 +245,7 @@ def process_entry(services: Services, entry: EntryWork, report: Report) -> None:
                 attempts=entry.attempts + 1,
                 retry_after=timedelta(seconds=retry_after) if retry_after is not None else None,
             ),
+            progress=progress,
         )
         report.entry("failed", error=f"{entry.url or entry.title}: {exc}")
         log.warning("entry %s failed: %s", entry.url or entry.id, exc)

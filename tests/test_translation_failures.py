@@ -95,6 +95,11 @@ def test_failing_engine_makes_no_draft_and_every_entry_is_drafted_after(
     # The first entry meets the failure itself; the second may meet the paused engine.
     assert any(reason in (entries[t].last_error or "") for t in ARTICLES), entries
     assert entries[MEMBERS_ONLY].state == "skipped"
+    # What was sent is counted, though nothing came of it.
+    day = desk.moment[0].date().isoformat()
+    spent = desk.store.usage(day)["libre"]
+    assert spent.requests == libretranslate.requests > 0
+    assert spent.characters >= sum(len(text) for text in libretranslate.texts) > 0
 
     heal(libretranslate)
     desk.heal_breakers()
@@ -102,6 +107,7 @@ def test_failing_engine_makes_no_draft_and_every_entry_is_drafted_after(
     desk.process()
 
     assert_complete_french_drafts(desk)
+    assert desk.store.usage(day)["libre"].requests == libretranslate.requests
 
 
 def test_retry_after_pauses_the_engine_and_the_entries(

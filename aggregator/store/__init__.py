@@ -10,9 +10,9 @@ from __future__ import annotations
 from aggregator.config import Settings
 from aggregator.store.base import MIGRATIONS, StoreBase
 from aggregator.store.drafts import DraftStore
-from aggregator.store.entries import EntryStore
+from aggregator.store.entries import EntryStore, Progress
 from aggregator.store.feeds import FeedStore
-from aggregator.store.memory import MemoryStore, Remembered, Usage
+from aggregator.store.memory import MemoryStore, PendingMemory, Remembered, Usage
 from aggregator.store.snapshots import (
     DraftContent,
     DraftView,
@@ -43,7 +43,9 @@ __all__ = [
     "FeedWork",
     "MemoryStore",
     "Overview",
+    "PendingMemory",
     "PollOutcome",
+    "Progress",
     "Remembered",
     "Store",
     "StoreBase",

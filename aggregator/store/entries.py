@@ -4,6 +4,11 @@ A claim marks entries with ``locked_until`` (the lease) and ``claimed_by`` (whic
 them). A running daemon renews its leases; a crashed process's entries are claimable again
 once its lease is over. Every outcome is written only if the claim is still held by the one
 writing it: work may run more than once, its result lands once.
+
+What the work produced on the way (the article's full text, translations for the memory,
+engines' use) rides along with the outcome as a ``Progress`` and is written in its
+transaction: one write per entry. Translations and use are kept even when the claim was
+lost, since they were paid for.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,12 +30,41 @@ from sqlalchemy.orm import Session
 from aggregator.errors import ClaimLostError, NotFoundError
 from aggregator.models import Draft, DraftEvent, DraftStatus, Entry, EntryState, Feed
 from aggregator.store.base import StoreBase
+from aggregator.store.memory import MemoryRow, UsageCount, record_usage, upsert_memory
 from aggregator.store.snapshots import (
     DraftContent,
     EntryWork,
 )
 
 WAITING = (EntryState.NEW, EntryState.EXTRACTED)
+
+
+@dataclass
+class Progress:
+    """What work on one entry produced before its outcome, written with the outcome."""
+
+    full_html: str | None = None  # extracted: the article's sanitized full text
+    full_text_source: str | None = None  # "feed" or "page"
+    language: str | None = None
+    learned: list[MemoryRow] = field(default_factory=list)  # translations for the memory
+    usage: list[UsageCount] = field(default_factory=list)  # engines' use with no budget
+
+    def entry_values(self) -> dict[str, Any]:
+        if self.full_html is None:
+            return {}
+        return {
+            "full_html": self.full_html,
+            "full_text_source": self.full_text_source,
+            "language": self.language,
+            "state": EntryState.EXTRACTED,
+        }
+
+    def write_paid_for(self, session: Session) -> None:
+        """Translations and engines' use, whatever becomes of the entry: both were paid."""
+        upsert_memory(session, self.learned)
+        record_usage(session, self.usage)
+
+
 # A claim is renewed at most this long: work stuck longer is left for another process.
 MAX_CLAIM_SECONDS = 3600.0
 
@@ -244,8 +279,12 @@ class EntryStore(StoreBase):
             if not self._write(session, entry_id, values, finish=False):
                 raise self._lost(entry_id)
 
-    def mark_skipped(self, entry_id: int, reason: str, *, now: datetime) -> None:
+    def mark_skipped(
+        self, entry_id: int, reason: str, *, now: datetime, progress: Progress | None = None
+    ) -> None:
+        progress = progress or Progress()
         values = {
+            **progress.entry_values(),
             "state": EntryState.SKIPPED,
             "skip_reason": reason,
             "last_error": None,
@@ -256,10 +295,18 @@ class EntryStore(StoreBase):
                 raise self._lost(entry_id)
 
     def record_entry_error(
-        self, entry_id: int, message: str, *, now: datetime, next_attempt_at: datetime
+        self,
+        entry_id: int,
+        message: str,
+        *,
+        now: datetime,
+        next_attempt_at: datetime,
+        progress: Progress | None = None,
     ) -> None:
         """Store a failed attempt; nothing when the claim was lost (its new holder decides)."""
+        progress = progress or Progress()
         values = {
+            **progress.entry_values(),
             "attempts": Entry.attempts + 1,
             "last_error": message,
             "next_attempt_at": next_attempt_at,
@@ -267,11 +314,25 @@ class EntryStore(StoreBase):
         }
         with self.session() as session:
             self._write(session, entry_id, values, finish=True)
+            progress.write_paid_for(session)
 
-    def save_draft(self, entry_id: int, content: DraftContent, *, now: datetime) -> int:
+    def save_draft(
+        self,
+        entry_id: int,
+        content: DraftContent,
+        *,
+        now: datetime,
+        progress: Progress | None = None,
+    ) -> int:
         """Create the entry's draft, or refresh a pending one; one draft per entry, written
-        only by the holder of the entry's claim."""
-        entry_values = {"state": EntryState.DRAFTED, "last_error": None, "updated_at": now}
+        only by the holder of the entry's claim (else ClaimLostError, nothing written)."""
+        progress = progress or Progress()
+        entry_values = {
+            **progress.entry_values(),
+            "state": EntryState.DRAFTED,
+            "last_error": None,
+            "updated_at": now,
+        }
         with self.session() as session:
             if not self._write(session, entry_id, entry_values, finish=True):
                 raise self._lost(entry_id)
@@ -301,6 +362,8 @@ class EntryStore(StoreBase):
                 draft.version += 1
                 action = "redrafted"
             session.add(DraftEvent(draft_id=draft.id, action=action, actor="aggregator", at=now))
+            session.flush()
+            progress.write_paid_for(session)
             return draft.id
 
     def backlog(self, now: datetime) -> dict[str, int]:

@@ -8,14 +8,18 @@ block is kept under the engine name ``editor`` and preferred to any engine's.
 
 Usage: characters and requests per engine per UTC day. ``spend`` adds a request's characters
 only if they fit in the engine's daily budget, in one statement, so that several workers on
-several machines never overspend together by more than nothing.
+several machines never overspend together by more than nothing. The use of an engine with
+no budget is added afterwards, with the article's outcome (``record_usage``).
+
+While an entry is drafted, what it teaches the memory waits in a ``PendingMemory`` and is
+written in the transaction of the entry's outcome: one transaction per entry, not three.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import func, select, update
@@ -25,6 +29,8 @@ from sqlalchemy.orm import Session
 from aggregator.models import Draft, EngineUsage, Entry, EntryState, TranslationMemory
 from aggregator.store.base import StoreBase
 
+MemoryRow = dict[str, object]
+UsageCount = tuple[str, str, int, int]  # engine, UTC day (YYYY-MM-DD), characters, requests
 EDITOR = "editor"  # the engine name under which an editor's corrections are remembered
 BUDGET_SPENT = "daily budget"  # in the message of an entry paused by a spent budget
 _CHUNK = 500
@@ -44,6 +50,46 @@ class Remembered:
 class Usage:
     characters: int
     requests: int
+
+
+@dataclass
+class PendingMemory:
+    """The memory as one entry's translation sees it: recalled from the database at once,
+    remembered into ``rows``, which the entry's outcome writes (``EntryStore.save_draft``,
+    ``record_entry_error``)."""
+
+    store: MemoryStore
+    rows: list[MemoryRow] = field(default_factory=list)
+
+    def recall(
+        self,
+        sources: Collection[str],
+        *,
+        source_language: str,
+        target_language: str,
+        engines: Sequence[str],
+        now: datetime,
+    ) -> dict[str, Remembered]:
+        return self.store.recall(
+            sources,
+            source_language=source_language,
+            target_language=target_language,
+            engines=engines,
+            now=now,
+        )
+
+    def remember(
+        self,
+        translations: Iterable[tuple[str, str, str]],
+        *,
+        source_language: str,
+        target_language: str,
+        now: datetime,
+    ) -> None:
+        self.rows += [
+            _memory_row(engine, source, translated, source_language, target_language, now)
+            for engine, source, translated in translations
+        ]
 
 
 class MemoryStore(StoreBase):
@@ -206,8 +252,10 @@ def _memory_row(
     }
 
 
-def upsert_memory(session: Session, rows: list[dict[str, object]]) -> None:
+def upsert_memory(session: Session, rows: Sequence[MemoryRow]) -> None:
     """Insert memory rows, replacing the translation of a block already known."""
+    if not rows:
+        return
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     unique = {(r["engine"], r["source_hash"]): r for r in rows}  # last one wins
@@ -221,6 +269,35 @@ def upsert_memory(session: Session, rows: list[dict[str, object]]) -> None:
         },
     )
     session.execute(statement, [unique[key] for key in sorted(unique)])  # one lock order
+
+
+def record_usage(session: Session, counts: Iterable[UsageCount]) -> None:
+    """Add engines' use (no budget to check) to the day's totals, inside an open session.
+    Taken last in a transaction and in one order: the rows are shared by every worker."""
+    totals: dict[tuple[str, str], list[int]] = {}
+    for engine, day, characters, requests in counts:
+        total = totals.setdefault((engine, day), [0, 0])
+        total[0] += characters
+        total[1] += requests
+    if not totals:
+        return
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(EngineUsage)
+    statement = statement.on_conflict_do_update(
+        index_elements=["engine", "day"],
+        set_={
+            "characters": EngineUsage.characters + statement.excluded.characters,
+            "requests": EngineUsage.requests + statement.excluded.requests,
+        },
+    )
+    session.execute(
+        statement,
+        [
+            {"engine": engine, "day": day, "characters": characters, "requests": requests}
+            for (engine, day), (characters, requests) in sorted(totals.items())
+        ],
+    )
 
 
 def remember_corrections(
