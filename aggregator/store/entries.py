@@ -24,11 +24,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, CursorResult, func, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from aggregator.errors import ClaimLostError, NotFoundError
-from aggregator.models import Draft, DraftEvent, DraftStatus, Entry, EntryState, Feed
+from aggregator.models import (
+    Draft,
+    DraftEvent,
+    DraftStatus,
+    Entry,
+    EntryState,
+    Feed,
+    table_of,
+)
 from aggregator.store.base import StoreBase
 from aggregator.store.memory import MemoryRow, UsageCount, record_usage, upsert_memory
 from aggregator.store.snapshots import (
@@ -37,6 +45,7 @@ from aggregator.store.snapshots import (
 )
 
 WAITING = (EntryState.NEW, EntryState.EXTRACTED)
+ENTRIES, DRAFTS, DRAFT_EVENTS = table_of(Entry), table_of(Draft), table_of(DraftEvent)
 
 
 @dataclass
@@ -243,12 +252,7 @@ class EntryStore(StoreBase):
         condition = [Entry.id == entry_id]
         if token is not None:
             condition.append(Entry.claimed_by == token)
-        result = session.execute(
-            update(Entry)
-            .where(*condition)
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
+        result = session.execute(update(ENTRIES).where(*condition).values(**values))
         if _rowcount(result) == 1:
             return True
         if token is None:
@@ -336,7 +340,7 @@ class EntryStore(StoreBase):
         with self.session() as session:
             if not self._write(session, entry_id, entry_values, finish=True):
                 raise self._lost(entry_id)
-            draft = session.scalar(select(Draft).where(Draft.entry_id == entry_id))
+            # Core statements on the tables: the hot path of every worker, no ORM unit of work.
             fields = {
                 "title": content.title,
                 "body_html": content.body_html,
@@ -346,25 +350,31 @@ class EntryStore(StoreBase):
                 "characters": content.characters,
                 "requests": content.requests,
                 "warnings": list(content.warnings),
+                "status": DraftStatus.PENDING,
                 "updated_at": now,
             }
-            if draft is None:
-                draft = Draft(
-                    entry_id=entry_id, status=DraftStatus.PENDING, created_at=now, **fields
-                )
-                session.add(draft)
-                session.flush()
+            draft_id = session.scalar(select(DRAFTS.c.id).where(DRAFTS.c.entry_id == entry_id))
+            if draft_id is None:
+                draft_id = session.execute(
+                    insert(DRAFTS)
+                    .values(entry_id=entry_id, created_at=now, version=1, **fields)
+                    .returning(DRAFTS.c.id)
+                ).scalar_one()
                 action = "drafted"
             else:
-                for name, value in fields.items():
-                    setattr(draft, name, value)
-                draft.status = DraftStatus.PENDING
-                draft.version += 1
+                session.execute(
+                    update(DRAFTS)
+                    .where(DRAFTS.c.id == draft_id)
+                    .values(version=DRAFTS.c.version + 1, **fields)
+                )
                 action = "redrafted"
-            session.add(DraftEvent(draft_id=draft.id, action=action, actor="aggregator", at=now))
-            session.flush()
+            session.execute(
+                insert(DRAFT_EVENTS).values(
+                    draft_id=draft_id, action=action, actor="aggregator", at=now
+                )
+            )
             progress.write_paid_for(session)
-            return draft.id
+            return int(draft_id)
 
     def backlog(self, now: datetime) -> dict[str, int]:
         """Entries waiting per state, and how many of those are failing."""

@@ -26,9 +26,17 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from aggregator.models import Draft, EngineUsage, Entry, EntryState, TranslationMemory
+from aggregator.models import (
+    Draft,
+    EngineUsage,
+    Entry,
+    EntryState,
+    TranslationMemory,
+    table_of,
+)
 from aggregator.store.base import StoreBase
 
+MEMORY, USAGE = table_of(TranslationMemory), table_of(EngineUsage)
 MemoryRow = dict[str, object]
 UsageCount = tuple[str, str, int, int]  # engine, UTC day (YYYY-MM-DD), characters, requests
 EDITOR = "editor"  # the engine name under which an editor's corrections are remembered
@@ -106,43 +114,47 @@ class MemoryStore(StoreBase):
         first of ``engines`` that has one."""
         preference = {name: rank for rank, name in enumerate([EDITOR, *engines])}
         by_hash = {source_hash(text): text for text in sources}
-        found: dict[str, tuple[int, TranslationMemory]] = {}
+        found: dict[str, tuple[int, int, Remembered]] = {}  # hash -> (rank, row id, memory)
+        columns = (
+            MEMORY.c.id,
+            MEMORY.c.engine,
+            MEMORY.c.source_hash,
+            MEMORY.c.source_text,
+            MEMORY.c.translated_text,
+        )
         with self.session() as session:
             hashes = list(by_hash)
             for start in range(0, len(hashes), _CHUNK):
-                rows = session.scalars(
-                    select(TranslationMemory).where(
-                        TranslationMemory.source_language == source_language,
-                        TranslationMemory.target_language == target_language,
-                        TranslationMemory.engine.in_(list(preference)),
-                        TranslationMemory.source_hash.in_(hashes[start : start + _CHUNK]),
+                rows = session.execute(
+                    select(*columns).where(
+                        MEMORY.c.source_language == source_language,
+                        MEMORY.c.target_language == target_language,
+                        MEMORY.c.engine.in_(list(preference)),
+                        MEMORY.c.source_hash.in_(hashes[start : start + _CHUNK]),
                     )
                 )
-                for row in rows:
-                    if row.source_text != by_hash[row.source_hash]:
+                for row_id, engine, hashed, source_text, translated in rows:
+                    if source_text != by_hash[hashed]:
                         continue  # a hash collision: never trust it
-                    rank = preference[row.engine]
-                    if row.source_hash not in found or rank < found[row.source_hash][0]:
-                        found[row.source_hash] = (rank, row)
-            used = [row.id for _rank, row in found.values()]
+                    rank = preference[engine]
+                    if hashed not in found or rank < found[hashed][0]:
+                        found[hashed] = (rank, row_id, Remembered(translated, engine))
+            used = [row_id for _rank, row_id, _memory in found.values()]
             if used:
                 # Rows locked in one order (the unique key's, as upsert_memory writes them):
                 # workers drafting entries that share blocks would otherwise deadlock.
                 session.execute(
-                    select(TranslationMemory.id)
-                    .where(TranslationMemory.id.in_(used))
-                    .order_by(TranslationMemory.engine, TranslationMemory.source_hash)
+                    select(MEMORY.c.id)
+                    .where(MEMORY.c.id.in_(used))
+                    .order_by(MEMORY.c.engine, MEMORY.c.source_hash)
                     .with_for_update()
                 )
                 session.execute(
-                    update(TranslationMemory)
-                    .where(TranslationMemory.id.in_(used))
-                    .values(uses=TranslationMemory.uses + 1, used_at=now)
+                    update(MEMORY)
+                    .where(MEMORY.c.id.in_(used))
+                    .values(uses=MEMORY.c.uses + 1, used_at=now)
                 )
-            return {
-                row.source_text: Remembered(row.translated_text, row.engine)
-                for _rank, row in found.values()
-            }
+            return {by_hash[hashed]: memory for hashed, (_r, _i, memory) in found.items()}
 
     def remember(
         self,
@@ -259,7 +271,7 @@ def upsert_memory(session: Session, rows: Sequence[MemoryRow]) -> None:
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     unique = {(r["engine"], r["source_hash"]): r for r in rows}  # last one wins
-    statement = insert(TranslationMemory)
+    statement = insert(MEMORY)
     statement = statement.on_conflict_do_update(
         index_elements=["source_language", "target_language", "engine", "source_hash"],
         set_={
@@ -283,12 +295,12 @@ def record_usage(session: Session, counts: Iterable[UsageCount]) -> None:
         return
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(EngineUsage)
+    statement = insert(USAGE)
     statement = statement.on_conflict_do_update(
         index_elements=["engine", "day"],
         set_={
-            "characters": EngineUsage.characters + statement.excluded.characters,
-            "requests": EngineUsage.requests + statement.excluded.requests,
+            "characters": USAGE.c.characters + statement.excluded.characters,
+            "requests": USAGE.c.requests + statement.excluded.requests,
         },
     )
     session.execute(
