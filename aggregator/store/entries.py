@@ -249,9 +249,9 @@ class EntryStore(StoreBase):
         if finish:
             self.claims.forget(entry_id)
             values = {**values, "locked_until": None, "claimed_by": None}
-        condition = [Entry.id == entry_id]
+        condition = [ENTRIES.c.id == entry_id]
         if token is not None:
-            condition.append(Entry.claimed_by == token)
+            condition.append(ENTRIES.c.claimed_by == token)
         result = session.execute(update(ENTRIES).where(*condition).values(**values))
         if _rowcount(result) == 1:
             return True
@@ -311,7 +311,7 @@ class EntryStore(StoreBase):
         progress = progress or Progress()
         values = {
             **progress.entry_values(),
-            "attempts": Entry.attempts + 1,
+            "attempts": ENTRIES.c.attempts + 1,
             "last_error": message,
             "next_attempt_at": next_attempt_at,
             "updated_at": now,
