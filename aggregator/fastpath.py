@@ -12,15 +12,12 @@ unchanged. The bytes on the wire are those the ASGI path sends for the same requ
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from aggregator.representation import Representation
-
-log = logging.getLogger(__name__)
+from aggregator.representation import Representation, answer_to
 
 Lookup = Callable[[str], Representation | None]
 
@@ -67,16 +64,7 @@ class CachedAnswerProtocol(HttpToolsProtocol):
             self._begin_asgi_request()
             super().on_headers_complete()
             return
-        if_none_match = if_modified_since = None
-        accept_encoding = ""
-        for name, value in self.headers:
-            if name == b"if-none-match":
-                if_none_match = value.decode("latin-1")
-            elif name == b"if-modified-since":
-                if_modified_since = value.decode("latin-1")
-            elif name == b"accept-encoding":
-                accept_encoding = value.decode("latin-1")
-        answer = rep.answer(if_none_match, if_modified_since, accept_encoding)
+        answer = answer_to(rep, self.headers)
         keep_alive = self.parser.get_http_version() != "1.0" and self.parser.should_keep_alive()
         head = STATUS_LINE[answer.status] + self._default_headers()
         if not keep_alive:

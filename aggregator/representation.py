@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
@@ -166,17 +166,22 @@ def request_key(scope: Scope) -> str:
     return f"{scope['path']}?{query.decode('latin-1')}" if query else scope["path"]
 
 
-async def send_representation(rep: Representation, scope: Scope, send: Send) -> None:
+def answer_to(rep: Representation, headers: Iterable[tuple[bytes, bytes]]) -> Answer:
+    """The answer to a request with these raw headers (names in lower case)."""
     if_none_match = if_modified_since = None
     accept_encoding = ""
-    for name, value in scope["headers"]:
+    for name, value in headers:
         if name == b"if-none-match":
             if_none_match = value.decode("latin-1")
         elif name == b"if-modified-since":
             if_modified_since = value.decode("latin-1")
         elif name == b"accept-encoding":
             accept_encoding = value.decode("latin-1")
-    answer = rep.answer(if_none_match, if_modified_since, accept_encoding)
+    return rep.answer(if_none_match, if_modified_since, accept_encoding)
+
+
+async def send_representation(rep: Representation, scope: Scope, send: Send) -> None:
+    answer = answer_to(rep, scope["headers"])
     await send({"type": "http.response.start", "status": answer.status, "headers": answer.headers})
     body = b"" if scope["method"] == "HEAD" else answer.body
     await send({"type": "http.response.body", "body": body})
