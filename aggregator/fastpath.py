@@ -75,9 +75,21 @@ class CachedAnswerProtocol(HttpToolsProtocol):
             self.transport.writelines((head, answer.body))
         else:
             self.transport.write(head)
+        # What on_response_complete does, less what cannot apply here: nothing is pipelined
+        # behind this request and reading was not paused (else uvicorn would be answering).
+        self.server_state.total_requests += 1
         if not keep_alive:
             self.transport.close()
-        self.on_response_complete()
+        elif not self.transport.is_closing():
+            self._idle_since = self.loop.time()
+            if self.timeout_keep_alive_task is None:
+                self.timeout_keep_alive_task = self.loop.call_later(
+                    self.timeout_keep_alive, self.timeout_keep_alive_handler
+                )
+
+    def on_message_complete(self) -> None:
+        if self.cycle is not ANSWERED:
+            super().on_message_complete()
 
     # ------------------------------------------------------------ keep-alive, lazily
 
