@@ -307,12 +307,10 @@ class Daemon:
             while not self.stopping.is_set() and self.services is not None:
                 self._backlog_again.clear()
                 concurrency = self.settings.schedule.entry_concurrency
-                # Twice as many claimed as run at once: a thread that finishes early starts
-                # the next entry instead of waiting for the slowest of its batch.
                 report = process_backlog(
                     self.services,
                     workers=concurrency,
-                    batch_size=2 * concurrency,
+                    batch_size=concurrency,
                     should_stop=self.stopping.is_set,
                 )
                 entries = report.entries

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -132,41 +132,68 @@ def process_backlog(
     *,
     retry_failed: bool = False,
     report: Report | None = None,
-    batch_size: int = 20,
+    batch_size: int = 4,
     workers: int = 4,
     until_idle: bool = True,
     on_progress: Callable[[], None] | None = None,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> Report:
-    """Take waiting entries through full text, language, translation and drafting."""
+    """Take waiting entries through full text, language, translation and drafting.
+
+    ``workers`` entries are in flight at once; as soon as one is done the next starts, and
+    more are claimed, ``batch_size`` at a time, when none is left waiting: no entry waits
+    for the slowest of a batch. Once ``should_stop`` says so, nothing more starts and the
+    entries claimed but not started are given back at once.
+    """
     report = report or Report()
+    store = services.store
     seen: set[int] = set()
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        while not should_stop():
-            claimed = services.store.claim_entries(
-                services.clock(),
-                timedelta(seconds=services.settings.schedule.lease),
-                batch_size,
-                retry_failed=retry_failed,
-            )
-            # With retry_failed an entry that fails again is due again at once: once is enough.
-            fresh = [e for e in claimed if e.id not in seen]
-            services.store.release_entries(e.id for e in claimed if e.id in seen)
-            if not fresh:
-                break
-            seen.update(e.id for e in fresh)
+    waiting: deque[EntryWork] = deque()
+    running: set[Future[None]] = set()
+    claiming = True
 
-            def one(entry: EntryWork) -> None:
-                try:
-                    process_entry(services, entry, report)
-                finally:
-                    if on_progress:
-                        on_progress()
+    def one(entry: EntryWork) -> None:
+        try:
+            process_entry(services, entry, report)
+        finally:
+            if on_progress:
+                on_progress()
 
-            list(pool.map(one, fresh))
-            if not until_idle:
-                break
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            while True:
+                stopping = should_stop()
+                if claiming and not waiting and not stopping:
+                    fresh = _claim_unseen(services, batch_size, retry_failed, seen)
+                    waiting.extend(fresh)
+                    claiming = bool(fresh) and until_idle
+                while waiting and len(running) < workers and not stopping:
+                    running.add(pool.submit(one, waiting.popleft()))
+                if not running:
+                    break
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    future.result()  # an unexpected error ends the run, as it should
+    finally:
+        store.release_entries(entry.id for entry in waiting)
     return report
+
+
+def _claim_unseen(
+    services: Services, limit: int, retry_failed: bool, seen: set[int]
+) -> list[EntryWork]:
+    """Claim due entries this run has not yet taken; the others are given back."""
+    claimed = services.store.claim_entries(
+        services.clock(),
+        timedelta(seconds=services.settings.schedule.lease),
+        limit,
+        retry_failed=retry_failed,
+    )
+    # With retry_failed an entry that fails again is due again at once: once is enough.
+    fresh = [entry for entry in claimed if entry.id not in seen]
+    services.store.release_entries(entry.id for entry in claimed if entry.id in seen)
+    seen.update(entry.id for entry in fresh)
+    return fresh
 
 
 def process_entry(services: Services, entry: EntryWork, report: Report) -> None:

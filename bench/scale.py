@@ -57,6 +57,7 @@ class Run:
     shared_by: int  # workers that drafted something
     machine_busy_cores: float  # every process on the machine, during the run
     postgresql_cpu_seconds: float  # the server processes of the workers' connections
+    transactions: int  # committed or rolled back in the benchmark's database during the run
     servers_cpu_seconds: float  # this process: the translation and upstream servers
 
     @property
@@ -93,6 +94,16 @@ def _backends_cpu(database: Database, name: str) -> float:
         except OSError:
             continue  # ended meanwhile, or on another machine
     return total
+
+
+def _transactions(database: Database, name: str) -> int:
+    """Transactions the database has ended so far, by every connection to it (the
+    benchmark's own count of drafts every 0.1 s included)."""
+    database.scalar("SELECT pg_stat_clear_snapshot()")
+    value = database.scalar(
+        "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = :d", d=name
+    )
+    return int(value or 0)
 
 
 def write_config(
@@ -166,6 +177,7 @@ def one_run(
             cpu_before = sum(cpu_seconds(p.pid) for p in processes)
             servers_before = time.process_time()
             backends_before = _backends_cpu(database, name)
+            transactions_before = _transactions(database, name)
             machine_before = machine_cpu()
             now = datetime.now(UTC).replace(tzinfo=None)
             started = time.perf_counter()
@@ -185,6 +197,8 @@ def one_run(
             cores = os.cpu_count() or 1
             for process in processes:
                 assert process.terminate() == 0, process.log
+            # Read once the workers are gone: a server process reports its counts on exit.
+            transactions = _transactions(database, name) - transactions_before
         finally:
             for process in processes:
                 process.close()
@@ -209,6 +223,7 @@ def one_run(
             shared_by=sum(1 for p in processes if "drafted" in p.log),
             machine_busy_cores=busy / total * cores,
             postgresql_cpu_seconds=backends,
+            transactions=transactions,
             servers_cpu_seconds=servers,
         )
 
@@ -220,7 +235,8 @@ def print_run(run: Run, base: float, args: argparse.Namespace) -> None:
         f"{run.throughput / base:>7.2f}x {bound:>14.0f} "
         f"{_per_entry(run):>24} {run.duplicate_drafts:>10} "
         f"{run.translated_twice:>13} {run.shared_by:>12} "
-        f"{run.machine_busy_cores:>11.2f}/{run.our_cores:<4.2f}",
+        f"{run.machine_busy_cores:>11.2f}/{run.our_cores:<4.2f} "
+        f"{run.transactions / run.drafted:>8.1f}",
         flush=True,
     )
 
@@ -260,7 +276,7 @@ def main() -> int:
     print(
         f"{'workers':>7} {'seconds':>8} {'entries/s':>10} {'scaling':>8} "
         f"{'latency bound':>14} {'CPU ms/entry wrk+pg+srv':>24} {'dup drafts':>10} "
-        f"{'translated 2x':>13} {'workers used':>12} {'cores busy/ours':>16}"
+        f"{'translated 2x':>13} {'workers used':>12} {'cores busy/ours':>16} {'tx/entry':>8}"
     )
     every: list[Run] = []
     best: dict[int, Run] = {}

@@ -22,9 +22,20 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, CursorResult, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    Update,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from aggregator.errors import ClaimLostError, NotFoundError
@@ -46,6 +57,28 @@ from aggregator.store.snapshots import (
 
 WAITING = (EntryState.NEW, EntryState.EXTRACTED)
 ENTRIES, DRAFTS, DRAFT_EVENTS = table_of(Entry), table_of(Draft), table_of(DraftEvent)
+
+# The hot path of every worker, built once: statements made per call cost more CPU than the
+# database spends running them. Values travel as parameters.
+_DRAFT_OF_ENTRY = select(DRAFTS.c.id).where(DRAFTS.c.entry_id == bindparam("this_entry"))
+_NEW_DRAFT = insert(DRAFTS).returning(DRAFTS.c.id)
+_REDRAFT = (
+    update(DRAFTS)
+    .where(DRAFTS.c.id == bindparam("this_draft"))
+    .values(version=DRAFTS.c.version + 1)
+)
+_DRAFT_EVENT = insert(DRAFT_EVENTS)
+
+
+@lru_cache(maxsize=4)
+def _entry_outcome(*, claimed: bool, count_attempt: bool) -> Update:
+    """UPDATE of one entry (``this_entry``), held by ``claim_token`` when ``claimed``."""
+    statement = update(ENTRIES).where(ENTRIES.c.id == bindparam("this_entry"))
+    if claimed:
+        statement = statement.where(ENTRIES.c.claimed_by == bindparam("claim_token"))
+    if count_attempt:
+        statement = statement.values(attempts=ENTRIES.c.attempts + 1)
+    return statement
 
 
 @dataclass
@@ -236,7 +269,13 @@ class EntryStore(StoreBase):
         return count
 
     def _write(
-        self, session: Session, entry_id: int, values: dict[str, Any], *, finish: bool
+        self,
+        session: Session,
+        entry_id: int,
+        values: dict[str, Any],
+        *,
+        finish: bool,
+        count_attempt: bool = False,
     ) -> bool:
         """Write the outcome of work on an entry, if this process still holds its claim.
 
@@ -249,10 +288,11 @@ class EntryStore(StoreBase):
         if finish:
             self.claims.forget(entry_id)
             values = {**values, "locked_until": None, "claimed_by": None}
-        condition = [ENTRIES.c.id == entry_id]
+        statement = _entry_outcome(claimed=token is not None, count_attempt=count_attempt)
+        parameters = {**values, "this_entry": entry_id}
         if token is not None:
-            condition.append(ENTRIES.c.claimed_by == token)
-        result = session.execute(update(ENTRIES).where(*condition).values(**values))
+            parameters["claim_token"] = token
+        result = session.execute(statement, parameters)
         if _rowcount(result) == 1:
             return True
         if token is None:
@@ -311,13 +351,12 @@ class EntryStore(StoreBase):
         progress = progress or Progress()
         values = {
             **progress.entry_values(),
-            "attempts": ENTRIES.c.attempts + 1,
             "last_error": message,
             "next_attempt_at": next_attempt_at,
             "updated_at": now,
         }
         with self.session() as session:
-            self._write(session, entry_id, values, finish=True)
+            self._write(session, entry_id, values, finish=True, count_attempt=True)
             progress.write_paid_for(session)
 
     def save_draft(
@@ -340,7 +379,6 @@ class EntryStore(StoreBase):
         with self.session() as session:
             if not self._write(session, entry_id, entry_values, finish=True):
                 raise self._lost(entry_id)
-            # Core statements on the tables: the hot path of every worker, no ORM unit of work.
             fields = {
                 "title": content.title,
                 "body_html": content.body_html,
@@ -353,26 +391,16 @@ class EntryStore(StoreBase):
                 "status": DraftStatus.PENDING,
                 "updated_at": now,
             }
-            draft_id = session.scalar(select(DRAFTS.c.id).where(DRAFTS.c.entry_id == entry_id))
+            draft_id = session.scalar(_DRAFT_OF_ENTRY, {"this_entry": entry_id})
             if draft_id is None:
-                draft_id = session.execute(
-                    insert(DRAFTS)
-                    .values(entry_id=entry_id, created_at=now, version=1, **fields)
-                    .returning(DRAFTS.c.id)
-                ).scalar_one()
+                new = {**fields, "entry_id": entry_id, "created_at": now, "version": 1}
+                draft_id = session.execute(_NEW_DRAFT, new).scalar_one()
                 action = "drafted"
             else:
-                session.execute(
-                    update(DRAFTS)
-                    .where(DRAFTS.c.id == draft_id)
-                    .values(version=DRAFTS.c.version + 1, **fields)
-                )
+                session.execute(_REDRAFT, {**fields, "this_draft": draft_id})
                 action = "redrafted"
-            session.execute(
-                insert(DRAFT_EVENTS).values(
-                    draft_id=draft_id, action=action, actor="aggregator", at=now
-                )
-            )
+            event = {"draft_id": draft_id, "action": action, "actor": "aggregator", "at": now}
+            session.execute(_DRAFT_EVENT, event)
             progress.write_paid_for(session)
             return int(draft_id)
 

@@ -21,8 +21,9 @@ import hashlib
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Insert, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -37,6 +38,32 @@ from aggregator.models import (
 from aggregator.store.base import StoreBase
 
 MEMORY, USAGE = table_of(TranslationMemory), table_of(EngineUsage)
+# Built once, run with parameters: this is every draft's path (see store.entries).
+_RECALL = select(
+    MEMORY.c.id,
+    MEMORY.c.engine,
+    MEMORY.c.source_hash,
+    MEMORY.c.source_text,
+    MEMORY.c.translated_text,
+).where(
+    MEMORY.c.source_language == bindparam("source_language"),
+    MEMORY.c.target_language == bindparam("target_language"),
+    MEMORY.c.engine.in_(bindparam("engines", expanding=True)),
+    MEMORY.c.source_hash.in_(bindparam("hashes", expanding=True)),
+)
+# Rows locked in one order (the unique key's, as the upsert writes them): workers drafting
+# entries that share blocks would otherwise deadlock.
+_LOCK_RECALLED = (
+    select(MEMORY.c.id)
+    .where(MEMORY.c.id.in_(bindparam("ids", expanding=True)))
+    .order_by(MEMORY.c.engine, MEMORY.c.source_hash)
+    .with_for_update()
+)
+_COUNT_USE = (
+    update(MEMORY)
+    .where(MEMORY.c.id.in_(bindparam("ids", expanding=True)))
+    .values(uses=MEMORY.c.uses + 1)
+)
 MemoryRow = dict[str, object]
 UsageCount = tuple[str, str, int, int]  # engine, UTC day (YYYY-MM-DD), characters, requests
 EDITOR = "editor"  # the engine name under which an editor's corrections are remembered
@@ -115,23 +142,17 @@ class MemoryStore(StoreBase):
         preference = {name: rank for rank, name in enumerate([EDITOR, *engines])}
         by_hash = {source_hash(text): text for text in sources}
         found: dict[str, tuple[int, int, Remembered]] = {}  # hash -> (rank, row id, memory)
-        columns = (
-            MEMORY.c.id,
-            MEMORY.c.engine,
-            MEMORY.c.source_hash,
-            MEMORY.c.source_text,
-            MEMORY.c.translated_text,
-        )
         with self.session() as session:
             hashes = list(by_hash)
             for start in range(0, len(hashes), _CHUNK):
                 rows = session.execute(
-                    select(*columns).where(
-                        MEMORY.c.source_language == source_language,
-                        MEMORY.c.target_language == target_language,
-                        MEMORY.c.engine.in_(list(preference)),
-                        MEMORY.c.source_hash.in_(hashes[start : start + _CHUNK]),
-                    )
+                    _RECALL,
+                    {
+                        "source_language": source_language,
+                        "target_language": target_language,
+                        "engines": list(preference),
+                        "hashes": hashes[start : start + _CHUNK],
+                    },
                 )
                 for row_id, engine, hashed, source_text, translated in rows:
                     if source_text != by_hash[hashed]:
@@ -141,19 +162,8 @@ class MemoryStore(StoreBase):
                         found[hashed] = (rank, row_id, Remembered(translated, engine))
             used = [row_id for _rank, row_id, _memory in found.values()]
             if used:
-                # Rows locked in one order (the unique key's, as upsert_memory writes them):
-                # workers drafting entries that share blocks would otherwise deadlock.
-                session.execute(
-                    select(MEMORY.c.id)
-                    .where(MEMORY.c.id.in_(used))
-                    .order_by(MEMORY.c.engine, MEMORY.c.source_hash)
-                    .with_for_update()
-                )
-                session.execute(
-                    update(MEMORY)
-                    .where(MEMORY.c.id.in_(used))
-                    .values(uses=MEMORY.c.uses + 1, used_at=now)
-                )
+                session.execute(_LOCK_RECALLED, {"ids": used})
+                session.execute(_COUNT_USE, {"ids": used, "used_at": now})
             return {by_hash[hashed]: memory for hashed, (_r, _i, memory) in found.items()}
 
     def remember(
@@ -268,11 +278,16 @@ def upsert_memory(session: Session, rows: Sequence[MemoryRow]) -> None:
     """Insert memory rows, replacing the translation of a block already known."""
     if not rows:
         return
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     unique = {(r["engine"], r["source_hash"]): r for r in rows}  # last one wins
+    statement = _memory_upsert(session.get_bind().dialect.name)
+    session.execute(statement, [unique[key] for key in sorted(unique)])  # one lock order
+
+
+@lru_cache(maxsize=2)
+def _memory_upsert(dialect: str) -> Insert:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = insert(MEMORY)
-    statement = statement.on_conflict_do_update(
+    return statement.on_conflict_do_update(
         index_elements=["source_language", "target_language", "engine", "source_hash"],
         set_={
             "translated_text": statement.excluded.translated_text,
@@ -280,7 +295,6 @@ def upsert_memory(session: Session, rows: Sequence[MemoryRow]) -> None:
             "used_at": statement.excluded.used_at,
         },
     )
-    session.execute(statement, [unique[key] for key in sorted(unique)])  # one lock order
 
 
 def record_usage(session: Session, counts: Iterable[UsageCount]) -> None:
@@ -293,18 +307,8 @@ def record_usage(session: Session, counts: Iterable[UsageCount]) -> None:
         total[1] += requests
     if not totals:
         return
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(USAGE)
-    statement = statement.on_conflict_do_update(
-        index_elements=["engine", "day"],
-        set_={
-            "characters": USAGE.c.characters + statement.excluded.characters,
-            "requests": USAGE.c.requests + statement.excluded.requests,
-        },
-    )
     session.execute(
-        statement,
+        _usage_add(session.get_bind().dialect.name),
         [
             {"engine": engine, "day": day, "characters": characters, "requests": requests}
             for (engine, day), (characters, requests) in sorted(totals.items())
@@ -345,4 +349,17 @@ def learn_from_edit(session: Session, draft: Draft, edited_html: str, now: datet
         source_language=draft.source_language,
         target_language=draft.target_language,
         now=now,
+    )
+
+
+@lru_cache(maxsize=2)
+def _usage_add(dialect: str) -> Insert:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(USAGE)
+    return statement.on_conflict_do_update(
+        index_elements=["engine", "day"],
+        set_={
+            "characters": USAGE.c.characters + statement.excluded.characters,
+            "requests": USAGE.c.requests + statement.excluded.requests,
+        },
     )
