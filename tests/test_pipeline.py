@@ -16,6 +16,9 @@ from servers import LibreTranslateServer, UpstreamServer, dictionary_translate
 from translation_desk import ghost_feed, open_desk, write_config
 
 from aggregator.extract import text_of
+from aggregator.models import EntryState
+from aggregator.pipeline import process_backlog
+from aggregator.polling import poll_feeds
 
 MUSK = "Does Elon Musk want to buy OpenAI? Yes and no"
 COURTS = "The courts and the executive order"
@@ -164,3 +167,27 @@ def test_daily_budget_pauses_translation_says_so_and_resumes_the_next_day(
     desk.process()
 
     assert sorted(desk.drafts()) == [MUSK, COURTS]
+
+
+def test_a_stop_starts_nothing_more_and_gives_back_what_was_claimed(
+    tmp_path: Path, upstream: UpstreamServer, libretranslate: LibreTranslateServer
+) -> None:
+    desk = open_desk(tmp_path, upstream, libretranslate)
+    desk.store.sync_feeds(desk.settings.feeds, desk.settings, desk.moment[0])
+    poll_feeds(desk.services, force=True)  # three entries stored, none processed yet
+    finished: list[str] = []
+
+    report = process_backlog(
+        desk.services,
+        workers=1,
+        batch_size=3,
+        on_progress=lambda: finished.append("one"),
+        should_stop=lambda: bool(finished),  # SIGTERM arrives while the first entry runs
+    )
+
+    assert sum(report.entries.values()) == len(finished) == 1
+    waiting = [e for e in desk.entries().values() if e.state == EntryState.NEW]
+    assert len(waiting) == 2
+    assert all(e.claimed_by is None and e.locked_until is None for e in waiting)
+    desk.process()  # the next run takes them at once: nothing waits for a lease to end
+    assert sorted(desk.drafts()) == sorted([MUSK, COURTS])
