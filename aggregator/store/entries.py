@@ -26,8 +26,10 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
+    BindParameter,
     ColumnElement,
     CursorResult,
+    Select,
     Update,
     bindparam,
     func,
@@ -57,6 +59,7 @@ from aggregator.store.snapshots import (
 
 WAITING = (EntryState.NEW, EntryState.EXTRACTED)
 ENTRIES, DRAFTS, DRAFT_EVENTS = table_of(Entry), table_of(Draft), table_of(DraftEvent)
+FEEDS = table_of(Feed)
 
 # The hot path of every worker, built once: statements made per call cost more CPU than the
 # database spends running them. Values travel as parameters.
@@ -162,8 +165,57 @@ class Claims:
             return len(self._held)
 
 
-def _claimable(now: datetime) -> ColumnElement[bool]:
-    return or_(Entry.locked_until.is_(None), Entry.locked_until <= now)
+def _claimable(now: BindParameter[Any]) -> ColumnElement[bool]:
+    return or_(ENTRIES.c.locked_until.is_(None), ENTRIES.c.locked_until <= now)
+
+
+@lru_cache(maxsize=2)
+def _claim_candidates(*, retry_failed: bool) -> Select[tuple[int]]:
+    """Up to ``limit`` waiting entries free at ``now``, oldest first, skipping locked rows."""
+    now = bindparam("now", type_=ENTRIES.c.locked_until.type)
+    query = select(ENTRIES.c.id).where(ENTRIES.c.state.in_(WAITING), _claimable(now))
+    if not retry_failed:
+        query = query.where(
+            or_(ENTRIES.c.next_attempt_at.is_(None), ENTRIES.c.next_attempt_at <= now)
+        )
+    query = query.order_by(ENTRIES.c.id).limit(bindparam("limit"))
+    return query.with_for_update(skip_locked=True, of=ENTRIES)
+
+
+# Marks the candidates as this claim's (``token``) until ``lease_end``; the conditions are
+# checked again, as on SQLite nothing locked the rows between the two statements.
+_TAKE = (
+    update(ENTRIES)
+    .where(
+        ENTRIES.c.id.in_(bindparam("ids", expanding=True)),
+        ENTRIES.c.state.in_(WAITING),
+        _claimable(bindparam("now", type_=ENTRIES.c.locked_until.type)),
+    )
+    .values(
+        locked_until=bindparam("lease_end", type_=ENTRIES.c.locked_until.type),
+        claimed_by=bindparam("token"),
+    )
+)
+_CLAIMED = (
+    select(
+        ENTRIES.c.id,
+        ENTRIES.c.feed_id,
+        FEEDS.c.name.label("feed_name"),
+        ENTRIES.c.url,
+        ENTRIES.c.title,
+        ENTRIES.c.author,
+        ENTRIES.c.published_at,
+        ENTRIES.c.summary_html,
+        ENTRIES.c.content_html,
+        ENTRIES.c.full_html,
+        ENTRIES.c.language,
+        ENTRIES.c.state,
+        ENTRIES.c.attempts,
+    )  # EntryWork's fields
+    .join(FEEDS, ENTRIES.c.feed_id == FEEDS.c.id)
+    .where(ENTRIES.c.claimed_by == bindparam("token"))
+    .order_by(ENTRIES.c.id)
+)
 
 
 def _rowcount(result: Any) -> int:
@@ -186,29 +238,19 @@ class EntryStore(StoreBase):
         on PostgreSQL, the write lock on SQLite); expired leases are taken over.
         """
         with self.session(claim=True) as session:
-            query = select(Entry.id).where(Entry.state.in_(WAITING), _claimable(now))
-            if not retry_failed:
-                query = query.where(
-                    or_(Entry.next_attempt_at.is_(None), Entry.next_attempt_at <= now)
+            candidates = list(
+                session.scalars(
+                    _claim_candidates(retry_failed=retry_failed), {"now": now, "limit": limit}
                 )
-            query = query.order_by(Entry.id).limit(limit)
-            candidates = list(session.scalars(query.with_for_update(skip_locked=True, of=Entry)))
+            )
             if not candidates:
                 return []
             token = self.claims.new_token()
             session.execute(
-                update(Entry)
-                .where(Entry.id.in_(candidates), Entry.state.in_(WAITING), _claimable(now))
-                .values(locked_until=now + lease, claimed_by=token)
-                .execution_options(synchronize_session=False)
+                _TAKE, {"ids": candidates, "now": now, "lease_end": now + lease, "token": token}
             )
-            rows = session.execute(
-                select(Entry, Feed.name)
-                .join(Feed, Entry.feed_id == Feed.id)
-                .where(Entry.claimed_by == token)
-                .order_by(Entry.id)
-            ).all()
-            claimed = [_work(entry, feed_name) for entry, feed_name in rows]
+            rows = session.execute(_CLAIMED, {"token": token})
+            claimed = [EntryWork(**row._asdict()) for row in rows]
         self.claims.hold((work.id for work in claimed), token)
         return claimed
 
@@ -418,21 +460,3 @@ class EntryStore(StoreBase):
                 or 0
             )
             return counts
-
-
-def _work(entry: Entry, feed_name: str) -> EntryWork:
-    return EntryWork(
-        id=entry.id,
-        feed_id=entry.feed_id,
-        feed_name=feed_name,
-        url=entry.url,
-        title=entry.title,
-        author=entry.author,
-        published_at=entry.published_at,
-        summary_html=entry.summary_html,
-        content_html=entry.content_html,
-        full_html=entry.full_html,
-        language=entry.language,
-        state=entry.state,
-        attempts=entry.attempts,
-    )
