@@ -100,27 +100,29 @@ class GuardedEngine:
     def name(self) -> str:
         return self.engine.name
 
+    def _account(self, ledger: UsageLedger, characters: int) -> None:
+        """Reserve the characters in the ledger when there is a budget (refused: raise),
+        else count them for ``EngineChain.unrecorded_usage``."""
+        moment = self.now().astimezone(UTC)
+        day = moment.date().isoformat()
+        if self.daily_characters <= 0:
+            counts = self.unrecorded.setdefault(day, [0, 0])
+            counts[0] += characters
+            counts[1] += 1
+            return
+        if not ledger.spend(self.name, day, characters, budget=self.daily_characters):
+            midnight = datetime.combine(moment.date() + timedelta(days=1), datetime.min.time(), UTC)
+            raise BudgetExhaustedError(
+                f"{self.name}: translation paused, the daily budget of "
+                f"{self.daily_characters:,} characters is spent; it resumes at 00:00 UTC",
+                retry_after=(midnight - moment).total_seconds(),
+            )
+
     def translate(self, text: str) -> str:
         """Translate if breaker and budget allow; count what was actually sent."""
         self.breaker.check()
-        if self.ledger is not None and self.daily_characters <= 0:
-            day = self.now().astimezone(UTC).date().isoformat()
-            counts = self.unrecorded.setdefault(day, [0, 0])
-            counts[0] += len(text)
-            counts[1] += 1
-        elif self.ledger is not None:
-            moment = self.now().astimezone(UTC)
-            if not self.ledger.spend(
-                self.name, moment.date().isoformat(), len(text), budget=self.daily_characters
-            ):
-                midnight = datetime.combine(
-                    moment.date() + timedelta(days=1), datetime.min.time(), UTC
-                )
-                raise BudgetExhaustedError(
-                    f"{self.name}: translation paused, the daily budget of "
-                    f"{self.daily_characters:,} characters is spent; it resumes at 00:00 UTC",
-                    retry_after=(midnight - moment).total_seconds(),
-                )
+        if self.ledger is not None:
+            self._account(self.ledger, len(text))
         self.characters += len(text)
         self.requests += 1
         try:

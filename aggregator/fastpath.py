@@ -27,8 +27,6 @@ class _Answered:
     later callbacks (body, message complete, connection lost) see a finished response."""
 
     response_complete = True
-    disconnected = False
-    keep_alive = True
 
     class _NoEvent:
         def set(self) -> None:
@@ -81,11 +79,7 @@ class CachedAnswerProtocol(HttpToolsProtocol):
         if not keep_alive:
             self.transport.close()
         elif not self.transport.is_closing():
-            self._idle_since = self.loop.time()
-            if self.timeout_keep_alive_task is None:
-                self.timeout_keep_alive_task = self.loop.call_later(
-                    self.timeout_keep_alive, self.timeout_keep_alive_handler
-                )
+            self._fall_idle()
 
     def on_message_complete(self) -> None:
         if self.cycle is not ANSWERED:
@@ -106,6 +100,11 @@ class CachedAnswerProtocol(HttpToolsProtocol):
             cycle, app = self.pipeline.pop()
             self._start_asgi_task(cycle, app)
             return
+        self._fall_idle()
+
+    def _fall_idle(self) -> None:
+        """The connection waits for its next request: start counting, arm the timer if
+        none is armed."""
         self._idle_since = self.loop.time()
         if self.timeout_keep_alive_task is None:
             self.timeout_keep_alive_task = self.loop.call_later(

@@ -146,7 +146,6 @@ def process_backlog(
     entries claimed but not started are given back at once.
     """
     report = report or Report()
-    store = services.store
     seen: set[int] = set()
     waiting: deque[EntryWork] = deque()
     running: set[Future[None]] = set()
@@ -175,7 +174,7 @@ def process_backlog(
                 for future in done:
                     future.result()  # an unexpected error ends the run, as it should
     finally:
-        store.release_entries(entry.id for entry in waiting)
+        services.store.release_entries(entry.id for entry in waiting)
     return report
 
 

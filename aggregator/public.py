@@ -26,7 +26,7 @@ from aggregator.errors import NotFoundError
 from aggregator.extract import sanitize
 from aggregator.models import DraftStatus
 from aggregator.publish import FORMATS, Channel, atom_feed, credit_html
-from aggregator.representation import Representation, represent
+from aggregator.representation import Representation, answer_to, represent
 from aggregator.store import Store
 from aggregator.store.snapshots import PublicationStamp
 
@@ -40,13 +40,8 @@ ARTICLE_POLICY = (
 
 def send(request: Request, rep: Representation) -> Response:
     """The representation, or 304 when the client's copy is current (the slow path: the
-    same answer ``CachedFeeds`` gives when the representation was already cached)."""
-    headers = request.headers
-    answer = rep.answer(
-        headers.get("if-none-match"),
-        headers.get("if-modified-since"),
-        headers.get("accept-encoding", ""),
-    )
+    same answer the cached paths give when the representation was already cached)."""
+    answer = answer_to(rep, request.headers.raw)
     response = Response(answer.body, status_code=answer.status)
     response.raw_headers = list(answer.headers)
     return response

@@ -38,7 +38,6 @@ def _answer(status: int, headers: dict[str, str], body: bytes) -> Answer:
     raw = [
         (key.lower().encode("latin-1"), value.encode("latin-1")) for key, value in headers.items()
     ]
-
     head = b"".join(name + b": " + value + b"\r\n" for name, value in raw) + b"\r\n"
     return Answer(status, raw, body, head)
 
@@ -48,8 +47,6 @@ class Representation:
     """One rendered resource with its validators and every answer it can give."""
 
     status: int
-    body: bytes
-    gzipped: bytes
     etag: str
     gzip_etag: str
     modified: int  # seconds since the epoch: HTTP dates have no finer precision
@@ -122,8 +119,6 @@ def represent(
     }
     return Representation(
         status=status,
-        body=body,
-        gzipped=gzipped,
         etag=etag,
         gzip_etag=gzip_etag,
         modified=moment,

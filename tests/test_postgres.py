@@ -60,17 +60,7 @@ def test_processes_starting_together_upgrade_to_the_same_schema_as_sqlite(
     postgres_url: str, tmp_path: Path
 ) -> None:
     upgrade = "import sys; from aggregator.store import Store; Store(sys.argv[1]).upgrade()"
-    starting = [
-        subprocess.Popen(
-            [sys.executable, "-c", upgrade, postgres_url],
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(3)
-    ]
-    for process in starting:
-        _, stderr = process.communicate(timeout=60)
-        assert process.returncode == 0, stderr
+    _start_together(upgrade, [postgres_url], count=3)
     sqlite = f"sqlite:///{tmp_path / 'reference.db'}"
     Store(sqlite).upgrade()
     assert _schema(postgres_url) == _schema(sqlite)
@@ -193,21 +183,26 @@ def test_workers_started_together_add_each_configured_feed_once(
         "store.sync_feeds(settings.feeds, settings, Services.now())\n"
     )
     moment = str(time.time() + 3)
-    starts = [
-        subprocess.Popen(
-            [sys.executable, "-c", code, str(config), moment],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(4)
-    ]
-    for process in starts:
-        _out, err = process.communicate(timeout=60)
-        assert process.returncode == 0, err
+    _start_together(code, [str(config), moment], count=4)
     store = Store(postgres_url)
     try:
         names = sorted(f.name for f in store.feed_health())
     finally:
         store.close()
     assert names == sorted(f["name"] for f in feeds)
+
+
+def _start_together(code: str, args: list[str], *, count: int) -> None:
+    """``count`` Python processes running ``code`` with ``args`` at once; each must exit 0."""
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(count)
+    ]
+    for process in processes:
+        _out, err = process.communicate(timeout=60)
+        assert process.returncode == 0, err

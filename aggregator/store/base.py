@@ -6,13 +6,14 @@ import os
 import re
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DisconnectionError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -66,6 +67,11 @@ class BackupResult:
     path: Path
     size: int
     pages: int
+
+
+def insert_for(dialect: str) -> Callable[..., postgresql.Insert | sqlite.Insert]:
+    """The INSERT of this database's dialect, the one that knows ON CONFLICT."""
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
 
 class StoreBase:

@@ -23,11 +23,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     BindParameter,
-    ColumnElement,
     CursorResult,
     Select,
     Update,
@@ -51,11 +50,14 @@ from aggregator.models import (
     table_of,
 )
 from aggregator.store.base import StoreBase
-from aggregator.store.memory import MemoryRow, UsageCount, record_usage, upsert_memory
+from aggregator.store.memory import MemoryRow, record_usage, upsert_memory
 from aggregator.store.snapshots import (
     DraftContent,
     EntryWork,
 )
+
+if TYPE_CHECKING:
+    from aggregator.chain import UsageCount
 
 WAITING = (EntryState.NEW, EntryState.EXTRACTED)
 ENTRIES, DRAFTS, DRAFT_EVENTS = table_of(Entry), table_of(Draft), table_of(DraftEvent)
@@ -165,18 +167,20 @@ class Claims:
             return len(self._held)
 
 
-def _claimable(now: BindParameter[Any]) -> ColumnElement[bool]:
-    return or_(ENTRIES.c.locked_until.is_(None), ENTRIES.c.locked_until <= now)
+# The moment of a claim, typed as the columns it is compared with (aware datetimes stored
+# as UTC).
+_NOW: BindParameter[Any] = bindparam("now", type_=ENTRIES.c.locked_until.type)
+
+_UNCLAIMED = or_(ENTRIES.c.locked_until.is_(None), ENTRIES.c.locked_until <= _NOW)
 
 
 @lru_cache(maxsize=2)
 def _claim_candidates(*, retry_failed: bool) -> Select[tuple[int]]:
     """Up to ``limit`` waiting entries free at ``now``, oldest first, skipping locked rows."""
-    now = bindparam("now", type_=ENTRIES.c.locked_until.type)
-    query = select(ENTRIES.c.id).where(ENTRIES.c.state.in_(WAITING), _claimable(now))
+    query = select(ENTRIES.c.id).where(ENTRIES.c.state.in_(WAITING), _UNCLAIMED)
     if not retry_failed:
         query = query.where(
-            or_(ENTRIES.c.next_attempt_at.is_(None), ENTRIES.c.next_attempt_at <= now)
+            or_(ENTRIES.c.next_attempt_at.is_(None), ENTRIES.c.next_attempt_at <= _NOW)
         )
     query = query.order_by(ENTRIES.c.id).limit(bindparam("limit"))
     return query.with_for_update(skip_locked=True, of=ENTRIES)
@@ -189,7 +193,7 @@ _TAKE = (
     .where(
         ENTRIES.c.id.in_(bindparam("ids", expanding=True)),
         ENTRIES.c.state.in_(WAITING),
-        _claimable(bindparam("now", type_=ENTRIES.c.locked_until.type)),
+        _UNCLAIMED,
     )
     .values(
         locked_until=bindparam("lease_end", type_=ENTRIES.c.locked_until.type),

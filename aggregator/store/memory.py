@@ -22,9 +22,9 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Insert, bindparam, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from aggregator.models import (
@@ -35,7 +35,10 @@ from aggregator.models import (
     TranslationMemory,
     table_of,
 )
-from aggregator.store.base import StoreBase
+from aggregator.store.base import StoreBase, insert_for
+
+if TYPE_CHECKING:
+    from aggregator.chain import UsageCount
 
 MEMORY, USAGE = table_of(TranslationMemory), table_of(EngineUsage)
 # Built once, run with parameters: this is every draft's path (see store.entries).
@@ -65,7 +68,6 @@ _COUNT_USE = (
     .values(uses=MEMORY.c.uses + 1)
 )
 MemoryRow = dict[str, object]
-UsageCount = tuple[str, str, int, int]  # engine, UTC day (YYYY-MM-DD), characters, requests
 EDITOR = "editor"  # the engine name under which an editor's corrections are remembered
 BUDGET_SPENT = "daily budget"  # in the message of an entry paused by a spent budget
 _CHUNK = 500
@@ -96,22 +98,9 @@ class PendingMemory:
     store: MemoryStore
     rows: list[MemoryRow] = field(default_factory=list)
 
-    def recall(
-        self,
-        sources: Collection[str],
-        *,
-        source_language: str,
-        target_language: str,
-        engines: Sequence[str],
-        now: datetime,
-    ) -> dict[str, Remembered]:
-        return self.store.recall(
-            sources,
-            source_language=source_language,
-            target_language=target_language,
-            engines=engines,
-            now=now,
-        )
+    def recall(self, sources: Collection[str], **query: Any) -> dict[str, Remembered]:
+        """``MemoryStore.recall``, at once."""
+        return self.store.recall(sources, **query)
 
     def remember(
         self,
@@ -121,10 +110,7 @@ class PendingMemory:
         target_language: str,
         now: datetime,
     ) -> None:
-        self.rows += [
-            _memory_row(engine, source, translated, source_language, target_language, now)
-            for engine, source, translated in translations
-        ]
+        self.rows += memory_rows(translations, source_language, target_language, now)
 
 
 class MemoryStore(StoreBase):
@@ -175,10 +161,7 @@ class MemoryStore(StoreBase):
         now: datetime,
     ) -> None:
         """Keep (engine, source text, translated text) triples; a newer one replaces."""
-        rows = [
-            _memory_row(engine, source, translated, source_language, target_language, now)
-            for engine, source, translated in translations
-        ]
+        rows = memory_rows(translations, source_language, target_language, now)
         if rows:
             with self.session() as session:
                 upsert_memory(session, rows)
@@ -217,9 +200,8 @@ class MemoryStore(StoreBase):
         """Count one request of ``characters`` for the engine today; False (and nothing
         counted) when it would go over ``budget`` (0: no budget)."""
         with self.session() as session:
-            insert = postgresql.insert if self.is_postgresql else sqlite.insert
             session.execute(
-                insert(EngineUsage)
+                insert_for(self.engine.dialect.name)(EngineUsage)
                 .values(engine=engine, day=day, characters=0, requests=0)
                 .on_conflict_do_nothing(index_elements=["engine", "day"])
             )
@@ -251,6 +233,19 @@ class MemoryStore(StoreBase):
         with self.session() as session:
             rows = session.scalars(select(EngineUsage).where(EngineUsage.day == day))
             return {row.engine: Usage(row.characters, row.requests) for row in rows}
+
+
+def memory_rows(
+    translations: Iterable[tuple[str, str, str]],
+    source_language: str,
+    target_language: str,
+    now: datetime,
+) -> list[MemoryRow]:
+    """Rows for (engine, source text, translated text) triples."""
+    return [
+        _memory_row(engine, source, translated, source_language, target_language, now)
+        for engine, source, translated in translations
+    ]
 
 
 def _memory_row(
@@ -285,8 +280,7 @@ def upsert_memory(session: Session, rows: Sequence[MemoryRow]) -> None:
 
 @lru_cache(maxsize=2)
 def _memory_upsert(dialect: str) -> Insert:
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(MEMORY)
+    statement = insert_for(dialect)(MEMORY)
     return statement.on_conflict_do_update(
         index_elements=["source_language", "target_language", "engine", "source_hash"],
         set_={
@@ -325,12 +319,9 @@ def remember_corrections(
     now: datetime,
 ) -> int:
     """Keep (source text, editor's text) pairs inside an open session; how many were kept."""
-    rows = [
-        _memory_row(EDITOR, source, edited, source_language, target_language, now)
-        for source, edited in corrections
-    ]
-    if rows:
-        upsert_memory(session, rows)
+    edits = ((EDITOR, source, edited) for source, edited in corrections)
+    rows = memory_rows(edits, source_language, target_language, now)
+    upsert_memory(session, rows)
     return len(rows)
 
 
@@ -354,8 +345,7 @@ def learn_from_edit(session: Session, draft: Draft, edited_html: str, now: datet
 
 @lru_cache(maxsize=2)
 def _usage_add(dialect: str) -> Insert:
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(USAGE)
+    statement = insert_for(dialect)(USAGE)
     return statement.on_conflict_do_update(
         index_elements=["engine", "day"],
         set_={
