@@ -10,30 +10,48 @@ from __future__ import annotations
 
 import copy
 import re
+import threading
 from collections.abc import Iterable
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-import py3langid
-from py3langid.langid import LanguageIdentifier
+if TYPE_CHECKING:
+    from py3langid.langid import LanguageIdentifier
 
 # Below this many letters the guess is noise; such blocks follow the entry's language.
 MIN_LETTERS = 20
 _LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
 
 
-@lru_cache(maxsize=1)
+# lru_cache does not stop several threads from computing the same value at once: without
+# the lock, the entries in flight each load their own 100 MB copy of the model.
+_LOADING = threading.Lock()
+
+
 def _identifier() -> LanguageIdentifier:
-    identifier: LanguageIdentifier = LanguageIdentifier.from_model_file(
-        py3langid.langid.MODEL_FILE, norm_probs=True
-    )
+    with _LOADING:
+        return _full_model()
+
+
+@lru_cache(maxsize=1)
+def _full_model() -> LanguageIdentifier:
+    # numpy and the model load on first use, not when a command that never asks starts.
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    identifier: LanguageIdentifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
     return identifier
 
 
-@lru_cache(maxsize=16)
 def _restricted(languages: tuple[str, ...]) -> LanguageIdentifier:
+    with _LOADING:
+        return _restricted_model(languages)
+
+
+@lru_cache(maxsize=16)
+def _restricted_model(languages: tuple[str, ...]) -> LanguageIdentifier:
     # set_languages replaces the model arrays instead of changing them, so a shallow copy
     # shares the loaded model and keeps the full one intact.
-    identifier = copy.copy(_identifier())
+    identifier = copy.copy(_full_model())
     identifier.set_languages(list(languages))
     return identifier
 

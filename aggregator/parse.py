@@ -5,11 +5,17 @@ so that relative links and xml:base resolve against it. Before feedparser sees t
 a DOCTYPE that declares entities is removed (feedparser blocks XXE and billion laughs, not
 the quadratic blow-up), and bytes that declare no encoding and are not UTF-8 get a guessed
 one. A feed cut short keeps its complete entries only.
+
+Every pass over the whole document is linear in its size (feeds come from anyone, up to the
+15 MiB cap): elements are found with ``bytes.find`` and patterns that cannot backtrack
+across an open tag, never with a lazy ``.*?`` from every candidate start, which is
+quadratic when the end never comes. Patterns with ``.*?`` only see the bounded head.
 """
 
 from __future__ import annotations
 
 import calendar
+import codecs
 import hashlib
 import html
 import itertools
@@ -24,25 +30,29 @@ import charset_normalizer
 import feedparser
 
 from aggregator.errors import NotAFeedError, ParseError
+from aggregator.untrusted import plain_text
 
 # An internal DTD subset is where entity bombs (billion laughs, quadratic blow-up) and
 # external entities (XXE) live; feeds never need one.
-_DOCTYPE_WITH_SUBSET = re.compile(rb"<!DOCTYPE[^>\[]*\[.*?\]\s*>", re.DOTALL | re.IGNORECASE)
+_DOCTYPE = re.compile(rb"<!DOCTYPE", re.IGNORECASE)
+_DOCTYPE_DELIMITER = re.compile(rb"[>\[]")
+_SUBSET_END = re.compile(rb"\]\s*>")
 _ENTITY_DECLARATION = re.compile(rb"<!ENTITY", re.IGNORECASE)
 _PROLOGUE = re.compile(rb"\A(?:\xef\xbb\xbf)?(?:\s+|<\?xml[^>]*>|<!--.*?-->)*", re.DOTALL)
 _HTML_ROOT = re.compile(rb"<(?:!doctype\s+html|html)[\s>]", re.IGNORECASE)
 _XML_ENCODING = re.compile(rb"<\?xml[^>]*encoding\s*=", re.IGNORECASE)
 _ENTRY_END = re.compile(rb"</(?:[\w.-]+:)?(?:item|entry)\s*>")
-_ITEM = re.compile(rb"<(?P<tag>(?:[\w.-]+:)?(?:item|entry))[\s>].*?</(?P=tag)\s*>", re.DOTALL)
+_ITEM_START = re.compile(rb"<((?:[\w.-]+:)?(?:item|entry))[\s>]")
+_CLOSE_REST = re.compile(rb"\s*>")
 _SLASH_DATE = re.compile(
     r"^\s*(\d{4})/(\d{1,2})/(\d{1,2})(?:[ T]+(\d{1,2}):(\d{2})(?::(\d{2}))?)?\s*$"
 )
-_TAG = re.compile(r"<[^>]*>")
 # Bozo reasons that say nothing about the feed being broken (a missing or non-XML
 # Content-Type, an encoding declared wrongly but recovered).
 _HARMLESS = feedparser.ThingsNobodyCaresAboutButMe
 _SNIFF_BYTES = 4096
 _GUESS_BYTES = 64 * 1024
+_DECODE_CHUNK = 1024 * 1024  # the UTF-8 check decodes this much at a time, not 4× the body
 
 
 @dataclass(frozen=True)
@@ -71,9 +81,29 @@ class ParsedFeed:
 
 
 def strip_entity_declarations(body: bytes) -> bytes:
+    """``body`` without its first DOCTYPE that has an internal subset (``[...]``), when it
+    declares entities anywhere; ``body`` itself (the same object) when there is none."""
     if not _ENTITY_DECLARATION.search(body):
         return body
-    return _DOCTYPE_WITH_SUBSET.sub(b"", body, count=1)
+    span = _doctype_with_subset(body)
+    return body if span is None else body[: span[0]] + body[span[1] :]
+
+
+def _doctype_with_subset(body: bytes) -> tuple[int, int] | None:
+    """Where ``<!DOCTYPE … [ … ] >`` is, in one pass: each DOCTYPE is followed to its first
+    ``>`` or ``[``; after a ``[``, the first ``]>`` closes it. With no ``]>`` left in the
+    document, no later DOCTYPE can close either, so the search stops there."""
+    position = 0
+    while (start := _DOCTYPE.search(body, position)) is not None:
+        delimiter = _DOCTYPE_DELIMITER.search(body, start.end())
+        if delimiter is None:
+            return None
+        if delimiter.group() == b">":
+            position = delimiter.end()  # a DOCTYPE without a subset: look further on
+            continue
+        end = _SUBSET_END.search(body, delimiter.end())
+        return None if end is None else (start.start(), end.end())
+    return None
 
 
 def is_html_page(body: bytes) -> bool:
@@ -105,7 +135,7 @@ def parse_feed(
     gained one entry costs the parsing of one entry. Whenever that shortcut is in any doubt
     (the document is not clean, an item was not recognised), the whole document is parsed.
     """
-    if not body.strip():
+    if not body or body.isspace():
         raise ParseError("not a feed: the server sent an empty body")
     if is_html_page(body):
         raise NotAFeedError("not a feed: the server sent an HTML page")
@@ -122,7 +152,7 @@ def parse_feed(
         "content-location": url,
         "content-type": _with_guessed_charset(cleaned, content_type or "application/xml"),
     }
-    items = _item_spans(cleaned)
+    items = item_spans(cleaned)
     fingerprints = tuple(fingerprint for _, _, fingerprint in items)
     if known_items and items and not warnings:
         fresh = [(start, end) for start, end, f in items if f not in known_items]
@@ -173,35 +203,65 @@ def _feed(
     )
 
 
-def _item_spans(body: bytes) -> list[tuple[int, int, str]]:
+def item_spans(body: bytes) -> list[tuple[int, int, str]]:
     """(start, end, fingerprint) of each <item> or <entry> element, in document order.
 
     Empty unless the items are found side by side (nothing but blanks between them): a
     split that went wrong ("</item>" quoted in a CDATA section) leaves text in between.
+
+    One pass: each start tag is followed to the first end tag of the same name with
+    ``bytes.find``; a start tag that never ends gives up on the split (the whole document
+    is then parsed), instead of searching the rest of the document again from every one.
     """
-    spans = [
-        (match.start(), match.end(), hashlib.blake2b(match.group(), digest_size=12).hexdigest())
-        for match in _ITEM.finditer(body)
-    ]
-    for (_, end, _), (start, _, _) in itertools.pairwise(spans):
-        if body[end:start].strip():
+    spans = []
+    position = 0
+    while (start := _ITEM_START.search(body, position)) is not None:
+        end = _end_of(body, b"</" + start.group(1), start.end())
+        if end is None:
+            return []
+        digest = hashlib.blake2b(memoryview(body)[start.start() : end], digest_size=12)
+        spans.append((start.start(), end, digest.hexdigest()))
+        position = end
+    for (_, end, _), (next_start, _, _) in itertools.pairwise(spans):
+        if end != next_start and not body[end:next_start].isspace():
             return []
     return spans
 
 
+def _end_of(body: bytes, close: bytes, position: int) -> int | None:
+    """The end of the first ``close`` tag (``</name``, blanks, ``>``) at or after ``position``."""
+    while (found := body.find(close, position)) >= 0:
+        rest = _CLOSE_REST.match(body, found + len(close))
+        if rest is not None:
+            return rest.end()
+        position = found + len(close)
+    return None
+
+
 def _with_guessed_charset(body: bytes, content_type: str) -> str:
     """Add a charset guessed from the bytes when nothing declares one and UTF-8 does not fit."""
-    if "charset=" in content_type.lower() or _XML_ENCODING.match(body.lstrip()[:200]):
+    if "charset=" in content_type.lower() or _XML_ENCODING.match(body[:_SNIFF_BYTES].lstrip()):
         return content_type
     if body.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")):
         return content_type
-    try:
-        body.decode("utf-8")
-    except UnicodeDecodeError:
+    if not _is_utf8(body):
         guess = charset_normalizer.from_bytes(body[:_GUESS_BYTES]).best()
         if guess is not None:
             return f"{content_type.split(';')[0].strip()}; charset={guess.encoding}"
     return content_type
+
+
+def _is_utf8(body: bytes) -> bool:
+    # A piece at a time: decoding 15 MiB at once would hold up to 60 MB of text for a yes/no.
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    view = memoryview(body)
+    try:
+        for start in range(0, len(view), _DECODE_CHUNK):
+            decoder.decode(view[start : start + _DECODE_CHUNK])
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _describe_bozo(exc: Any) -> str:
@@ -271,14 +331,30 @@ def _plain_title(raw: Any) -> str | None:
     title = raw.get("title")
     kind = (raw.get("title_detail") or {}).get("type", "text/plain")
     if title and "html" in kind:
-        title = html.unescape(_TAG.sub("", str(title)))
+        title = html.unescape(_without_tags(str(title)))
     return _text(title)
 
 
+def _without_tags(text: str) -> str:
+    """``text`` without its ``<…>`` tags, in one pass: a ``<`` with no ``>`` after it is
+    kept as text, and so is everything after it (no later ``<`` can close either)."""
+    kept, position = [], 0
+    while (start := text.find("<", position)) >= 0:
+        end = text.find(">", start)
+        if end < 0:
+            break
+        kept.append(text[position:start])
+        position = end + 1
+    kept.append(text[position:])
+    return "".join(kept)
+
+
 def _text(value: Any) -> str | None:
+    """Titles and names as stored: one line, without NUL, other controls or the bidi
+    overrides that make a title read backwards (U+202E)."""
     if not value:
         return None
-    return re.sub(r"\s+", " ", str(value)).strip() or None
+    return re.sub(r"\s+", " ", plain_text(str(value))).strip() or None
 
 
 def _date(value: time.struct_time | None) -> datetime | None:
