@@ -57,8 +57,9 @@ def system_resolver(host: str, port: int) -> list[str]:
         infos = lookup.result(timeout=remaining_time())
     except TimeoutError:
         raise FetchError(f"the host name {host} could not be resolved in time") from None
-    except (socket.gaierror, UnicodeError) as exc:
-        raise FetchError(f"the host name {host} could not be resolved ({exc})") from None
+    except (socket.gaierror, UnicodeError, ValueError) as exc:
+        # UnicodeError: a label too long or empty; ValueError: a NUL in the name.
+        raise FetchError(f"the host name {host!r} could not be resolved ({exc})") from None
     addresses: list[str] = []
     for info in infos:
         address = str(info[4][0])
@@ -96,7 +97,7 @@ def check_addresses(host: str, addresses: list[str]) -> None:
         if reason:
             raise BlockedURLError(
                 f"refused to connect to {host}: it resolves to {address}, {reason}"
-                " (set [fetch] allow_private_networks = true to allow it)"
+                " (set allow_private_networks = true on the feed in config.toml to allow it)"
             )
 
 
@@ -223,7 +224,7 @@ class PinnedTransport(httpx.HTTPTransport):
 
 
 class HostClients:
-    """One small client (connection pool) per host, and per trust level.
+    """One small client (connection pool) per host, and per guard (private allowed or not).
 
     A pool per host holds at most the per-host limit of connections. One pool for every
     host would hold dozens, and httpcore's bookkeeping on each request grows with the
@@ -233,6 +234,7 @@ class HostClients:
     """
 
     def __init__(self, build: Callable[[bool], httpx.Client], keep: int = 64) -> None:
+        # build(allow_private) -> a client whose connections are guarded unless allowed.
         self._build = build
         self._keep = keep
         self._clients: OrderedDict[tuple[bool, str], httpx.Client] = OrderedDict()
@@ -240,12 +242,12 @@ class HostClients:
         self._lock = threading.Lock()
 
     @contextmanager
-    def client(self, host: str, *, trusted: bool) -> Iterator[httpx.Client]:
-        key = (trusted, host)
+    def client(self, host: str, *, allow_private: bool) -> Iterator[httpx.Client]:
+        key = (allow_private, host)
         with self._lock:
             client = self._clients.get(key)
             if client is None:
-                client = self._clients[key] = self._build(trusted)
+                client = self._clients[key] = self._build(allow_private)
             self._clients.move_to_end(key)
             self._busy[key] += 1
         try:

@@ -34,10 +34,19 @@ def feed_links(html: bytes | str, page_url: str) -> list[str]:
     parser = _AlternateLinks()
     parser.feed(text)
     parser.close()
-    base = urljoin(page_url, parser.base) if parser.base else page_url
+    base = (_joined(page_url, parser.base) if parser.base else None) or page_url
     found: list[str] = []
     for href, _kind, _title in parser.links:
-        url = urljoin(base, href)
-        if url.startswith(("http://", "https://")) and url not in found:
+        url = _joined(base, href)
+        if url and url.startswith(("http://", "https://")) and url not in found:
             found.append(url)
     return found
+
+
+def _joined(base: str, href: str) -> str | None:
+    """``href`` made absolute; None when urllib cannot read it (``http://[::1``, a bad
+    port): a broken link in a page is no link, not a failure of the whole page."""
+    try:
+        return urljoin(base, href)
+    except ValueError:
+        return None

@@ -7,7 +7,9 @@ timeout and leave their status and Retry-After where the adapter can read them; 
 failure, including empty or ``None`` output, becomes a ``TranslateError``.
 
 DeepL goes through DeepL's own client: deep-translator still authenticates with the query
-string DeepL retired, and sends one text per request.
+string DeepL retired, and sends one text per request. LibreTranslate is called directly
+(``LibreEngine``): deep-translator sends its API key and the article's text as query
+parameters, which land in the access logs of the server and of every proxy on the way.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import httpx
 import requests
 
 from aggregator.config import TranslationSettings
@@ -36,7 +39,9 @@ DEFAULT_MAX_CHARS = {
 }
 # Engines that deep-translator calls with the text in the URL: there the URL overflows
 # before the characters do (Google answers 400 from about 16 KB of URL, deep-translator#224;
-# a LibreTranslate behind nginx answers 414 beyond its 8 KB header buffers).
+# a LibreTranslate behind nginx answers 414 beyond its 8 KB header buffers). LibreTranslate
+# now gets its text in the body, but keeps the request sizes it had with the text in the
+# URL: batching, and what a request costs, stay as they were.
 DEFAULT_MAX_URL_BYTES = {"google": 12000, "libre": 7500, "mymemory": 7500}
 DEFAULT_RETRY_AFTER = 60.0  # a 429 that does not say when to come back
 
@@ -171,6 +176,75 @@ class DeeplEngine:
         return joined
 
 
+@dataclass
+class LibreEngine:
+    """LibreTranslate's ``POST /translate`` with a JSON body: text and key never in a URL.
+
+    One pooled client per engine (httpx's client is thread-safe); each call still runs
+    under ``call_with_deadline``, and every failure is a TranslateError.
+    """
+
+    url: str  # the server's base URL, ending with "/"
+    api_key: str
+    source: str
+    target: str
+    timeout: float
+    max_chars: int = DEFAULT_MAX_CHARS["libre"]
+    name: str = "libre"
+    max_url_bytes: int = DEFAULT_MAX_URL_BYTES["libre"]
+    _client: httpx.Client | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def _http(self) -> httpx.Client:
+        with self._lock:
+            if self._client is None:
+                self._client = httpx.Client(timeout=httpx.Timeout(self.timeout))
+            return self._client
+
+    def translate(self, text: str) -> str:
+        payload = {"q": text, "source": self.source, "target": self.target, "format": "text"}
+        if self.api_key:
+            payload["api_key"] = self.api_key
+        response, _record = call_with_deadline(self.name, self.timeout, lambda: self._post(payload))
+        translated = response.get("translatedText") if isinstance(response, dict) else None
+        if not isinstance(translated, str) or not translated.strip():
+            raise TranslateError(f"{self.name}: the engine returned no text")
+        return translated
+
+    def _post(self, payload: dict[str, str]) -> Any:
+        try:
+            response = self._http().post(f"{self.url}translate", json=payload)
+        except httpx.TimeoutException:
+            raise TranslateError(
+                f"{self.name}: the request timed out after {self.timeout:g} s"
+            ) from None
+        except (httpx.TransportError, httpx.InvalidURL) as exc:
+            raise TranslateError(
+                f"{self.name}: cannot connect to the translation service ({exc})"
+            ) from None
+        status = response.status_code
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        if status == 429:
+            raise TranslateError(
+                f"{self.name}: too many requests (HTTP 429)"
+                + (f"; the service asks to wait {retry_after:g} s" if retry_after else ""),
+                retry_after=retry_after if retry_after is not None else DEFAULT_RETRY_AFTER,
+            )
+        if status == 403:
+            raise TranslateError(
+                f"{self.name}: the service answered HTTP 403: it refused the API key"
+                " (translation.libre.api_key)"
+            )
+        if status >= 400:
+            raise TranslateError(
+                f"{self.name}: the service answered HTTP {status}", retry_after=retry_after
+            )
+        try:
+            return response.json()
+        except ValueError:
+            raise TranslateError(f"{self.name}: the service's answer is not JSON") from None
+
+
 def _deepl_target(language: str) -> str:
     # DeepL wants a variant for these two targets.
     return {"en": "EN-US", "pt": "PT-PT"}.get(language, language.upper())
@@ -221,14 +295,15 @@ def build_engine(settings: TranslationSettings, name: str | None = None) -> Engi
             return GoogleTranslator(source=source, target=target)
 
     elif name == "libre":
-        from deep_translator import LibreTranslator
-
-        url = own.url if own.url.endswith("/") else own.url + "/"
-        # deep-translator insists on a key even for servers that need none.
-        api_key = own.api_key or "none"
-
-        def factory() -> Any:
-            return LibreTranslator(source=source, target=target, api_key=api_key, custom_url=url)
+        return LibreEngine(
+            url=own.url if own.url.endswith("/") else own.url + "/",
+            api_key=own.api_key,
+            source=source,
+            target=target,
+            timeout=timeout,
+            max_chars=max_chars,
+            max_url_bytes=max_url_bytes,
+        )
 
     elif name == "mymemory":
         from deep_translator import MyMemoryTranslator

@@ -34,6 +34,16 @@ class InvalidTransitionError(AggregatorError):
     """A review action does not apply to the draft's current status (approve a rejected one)."""
 
 
+class UnknownReviewerError(AggregatorError):
+    """A command line review action names a reviewer (``--as``, ``$AGGREGATOR_REVIEWER``)
+    who is not in ``[review] reviewers``, or a name that is too long: nothing was done."""
+
+
+class AccountError(AggregatorError):
+    """A ``users`` command cannot be done as asked: the name is taken or unknown, empty or
+    too long, the role is not editor or admin, or the new password is too short."""
+
+
 class ConflictError(AggregatorError):
     """A review action was based on a version of a draft that someone else has since changed
     (the version the editor saw is not the current one): nothing was written."""
@@ -66,8 +76,22 @@ class FetchError(AggregatorError):
 
 
 class BlockedURLError(FetchError):
-    """A URL taken from feed content resolves to a loopback, private or otherwise internal
-    address and ``[fetch] allow_private_networks`` is false (SSRF guard)."""
+    """A URL taken from feed content (an article link, a redirect, a discovered feed link)
+    resolves to a loopback, private or otherwise internal address, and private networks
+    are not allowed for its feed (``allow_private_networks`` of the feed, else of
+    ``[fetch]``): the SSRF guard."""
+
+
+class InvalidURLError(FetchError):
+    """A URL to fetch (an article link, a redirect's Location, a discovered feed link)
+    cannot be fetched as written: no http(s) scheme, no host, a malformed address such
+    as ``0177.0.0.1``, a host name that is not valid IDNA, a port out of range."""
+
+
+class UnexpectedError(AggregatorError):
+    """Work on one entry or one feed failed in a way this program did not foresee (a bug,
+    a library's exception): stored as that entry's or feed's error, with the exception's
+    type, so that the other entries and feeds proceed."""
 
 
 class ParseError(AggregatorError):

@@ -1,8 +1,10 @@
 """HTTP only: conditional GET, redirects, deadlines, size cap, SSRF guard, Retry-After.
 
 All interpretation of HTTP lives here; callers get a ``FetchResult`` or a ``FetchError``
-whose message a person can read. The socket level (one checked DNS answer per connection,
-the per-request deadline on every read) is in ``connect``.
+whose message a person can read, whatever the URL (a malformed one is an
+``InvalidURLError`` naming it, never an exception of httpx's). The socket level (one
+checked DNS answer per connection, the per-request deadline on every read) is in
+``connect``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from contextlib import contextmanager
 from contextvars import Token
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import httpx
 
@@ -31,12 +33,13 @@ from aggregator.connect import (
     start_deadline,
     system_resolver,
 )
-from aggregator.errors import BlockedURLError, FetchError
+from aggregator.errors import BlockedURLError, FetchError, InvalidURLError
 
 PROJECT_URL = "https://github.com/aggregator-project/aggregator"
 REDIRECT_STATUSES = {301, 302, 303, 307, 308}
 PERMANENT_REDIRECTS = {301, 308}
 MIB = 1024 * 1024
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,74 @@ class FetchResult:
     def last_modified(self) -> str | None:
         value: str | None = self.headers.get("last-modified")
         return value
+
+
+def origin_of(url: str) -> str | None:
+    """``scheme://host:port`` of an http(s) URL, as the fetcher compares origins; None when
+    the URL cannot be fetched. The port is always written, so that ``http://a/`` and
+    ``http://a:80/`` are one origin and ``http://a:8080/`` another."""
+    try:
+        return _origin(_checked_url(url, url))
+    except InvalidURLError:
+        return None
+
+
+def _origin(url: httpx.URL) -> str:
+    host = f"[{url.host}]" if ":" in url.host else url.host
+    return f"{url.scheme}://{host}:{url.port or DEFAULT_PORTS[url.scheme]}"
+
+
+def _checked_url(url: str, first: str) -> httpx.URL:
+    """The URL as httpx will send it, or an InvalidURLError that names it and its fault.
+
+    httpx raises its own InvalidURL (not an HTTPError), and IDNA a UnicodeError, for
+    addresses such as ``0177.0.0.1``, ``127.000.000.001`` or ``①②⑦.0.0.1``; they are
+    refused here, before any slot, pool or socket is involved.
+    """
+    where = "the URL" if url == first else "the server redirected to"
+    try:
+        parsed = httpx.URL(url)
+        host, port = parsed.host, parsed.port  # decoding the host may fail too (IDNA)
+    except UnicodeError as exc:  # IDNA, before ValueError: it is one
+        raise InvalidURLError(
+            f"{where} {url!r}, which cannot be fetched: its host name is not valid ({exc})"
+        ) from None
+    except (httpx.InvalidURL, ValueError) as exc:
+        reason = str(exc) or type(exc).__name__
+        raise InvalidURLError(
+            f"{where} {url!r}, which cannot be fetched: {reason[:1].lower()}{reason[1:]}"
+        ) from None
+    if parsed.scheme not in ("http", "https"):
+        named = f": {url!r}" if url == first else f" (redirected to {url})"
+        raise InvalidURLError(f"only http and https URLs can be fetched{named}")
+    if not host:
+        raise InvalidURLError(f"the URL has no host name: {url}")
+    if port is not None and not 0 < port < 65536:
+        raise InvalidURLError(
+            f"{where} {url!r}, which cannot be fetched: port {port} is out of range"
+        )
+    return parsed
+
+
+def _check_location(response: httpx.Response) -> None:
+    """Refuse a redirect whose Location cannot be fetched, naming it.
+
+    httpx builds the next request of a redirect even when it is not to follow it, and
+    turns a Location it cannot read into a RemoteProtocolError that looks like a dropped
+    connection and hides the URL (or lets an IDNA error through). This response hook runs
+    first.
+    """
+    if not response.has_redirect_location:
+        return
+    location = response.headers["location"].strip()
+    try:
+        following = urljoin(str(response.request.url), location)
+    except ValueError as exc:  # urllib: "Invalid IPv6 URL", a bad port
+        raise InvalidURLError(
+            f"the server redirected to {location!r}, which cannot be fetched: {exc}",
+            status=response.status_code,
+        ) from None
+    _checked_url(following, "")
 
 
 def user_agent(settings: FetchSettings) -> str:
@@ -170,8 +241,9 @@ class HostSlots:
 class Fetcher:
     """HTTP for the whole process: small connection pools per host, shared limits.
 
-    Pools for untrusted URLs connect only to public addresses; trusted pools serve the host
-    of a feed URL written in config.toml, which may be private.
+    Guarded pools connect only to public addresses. The others may reach private ones:
+    they serve exactly the origin (scheme, host and port) of a feed URL written in
+    config.toml, and the URLs of a feed whose ``allow_private_networks`` is true.
     """
 
     def __init__(
@@ -189,11 +261,9 @@ class Fetcher:
             private: PinnedBackend(allow_private=private, resolver=resolver)
             for private in (False, True)
         }
-        allow_private = settings.allow_private_networks
 
-        def build(trusted: bool) -> httpx.Client:
-            backend = backends[trusted or allow_private]
-            return self._client(PinnedTransport(backend, limits, tls))
+        def build(allow_private: bool) -> httpx.Client:
+            return self._client(PinnedTransport(backends[allow_private], limits, tls))
 
         self.clients = HostClients(build)
 
@@ -202,6 +272,7 @@ class Fetcher:
             headers={"User-Agent": user_agent(self.settings), "Accept-Encoding": "gzip, deflate"},
             timeout=httpx.Timeout(float(self.settings.timeout)),
             follow_redirects=False,
+            event_hooks={"response": [_check_location]},
             transport=transport,
             trust_env=False,
         )
@@ -220,62 +291,72 @@ class Fetcher:
         url: str,
         *,
         trusted: bool = False,
-        trusted_host: str | None = None,
+        trusted_origin: str | None = None,
+        allow_private: bool | None = None,
         etag: str | None = None,
         last_modified: str | None = None,
         accept: str = "*/*",
     ) -> FetchResult:
         """GET with conditional headers, guarded redirects and hard limits.
 
-        ``trusted`` marks a URL written by the operator (a feed in config.toml): its own host
-        may be private. ``trusted_host`` names that host when the URL fetched is no longer
-        the one written (a feed moved by a 301). Every other host, including every redirect
-        hop to another host, goes through the SSRF guard.
+        ``trusted`` marks a URL written by the operator (a feed in config.toml): its own
+        origin may be private. ``trusted_origin`` names that origin (``origin_of`` of the
+        URL written) when the URL fetched is another one (a feed moved by a 301, a feed
+        link found in its page). Every other origin, including another port of the same
+        host and every redirect hop elsewhere, goes through the SSRF guard, unless
+        ``allow_private`` (default: ``[fetch] allow_private_networks``) lifts it for
+        this request.
         """
         headers = {"Accept": accept}
         if etag:
             headers["If-None-Match"] = etag
         if last_modified:
             headers["If-Modified-Since"] = last_modified
-        if trusted and trusted_host is None:
-            trusted_host = urlsplit(url).hostname
+        if trusted and trusted_origin is None:
+            trusted_origin = origin_of(url)
+        if allow_private is None:
+            allow_private = self.settings.allow_private_networks
         current, all_permanent, visited = url, True, [url]
         # The deadline starts once the first slot is ours: waiting for a polite turn on a busy
         # host is not the server's slowness.
         deadline: Token[float | None] | None = None
         try:
             while True:
-                parts = urlsplit(current)
-                if parts.scheme not in ("http", "https"):
-                    where = "" if current == url else f" (redirected to {current})"
-                    raise FetchError(f"only http and https URLs can be fetched{where}")
-                if not parts.hostname:
-                    raise FetchError(f"the URL has no host name: {current}")
-                host = parts.hostname.lower()
+                target = _checked_url(current, url)
+                host = target.host
+                private = allow_private or _origin(target) == trusted_origin
                 try:
                     with (
                         self.slots.slot(host),
-                        self.clients.client(host, trusted=host == trusted_host) as client,
+                        self.clients.client(host, allow_private=private) as client,
                     ):
                         if deadline is None:
                             deadline = start_deadline(float(self.settings.timeout))
-                        status, response_headers, body = self._get_once(client, current, headers)
+                        status, response_headers, body = self._get_once(client, target, headers)
                 except BlockedURLError as exc:
                     if current != url:
                         raise BlockedURLError(f"redirected to {current}, {exc}") from None
                     raise
                 if status in REDIRECT_STATUSES and "location" in response_headers:
-                    target = urljoin(current, response_headers["location"].strip())
+                    location = response_headers["location"].strip()
+                    try:
+                        following = urljoin(current, location)
+                    except ValueError as exc:  # urllib: "Invalid IPv6 URL", a bad port
+                        raise InvalidURLError(
+                            f"the server redirected to {location!r}, which cannot be fetched:"
+                            f" {exc}",
+                            status=status,
+                        ) from None
                     if len(visited) > self.settings.max_redirects:
-                        loop = " in a loop" if target in visited else ""
+                        loop = " in a loop" if following in visited else ""
                         raise FetchError(
                             f"too many redirects: more than {self.settings.max_redirects}"
-                            f"{loop} (last to {target})",
+                            f"{loop} (last to {following})",
                             status=status,
                         )
                     all_permanent = all_permanent and status in PERMANENT_REDIRECTS
-                    visited.append(target)
-                    current = target
+                    visited.append(following)
+                    current = following
                     # Validators belong to the URL asked for, not to where it redirects.
                     headers.pop("If-None-Match", None)
                     headers.pop("If-Modified-Since", None)
@@ -293,7 +374,7 @@ class Fetcher:
                 end_deadline(deadline)
 
     def _get_once(
-        self, client: httpx.Client, url: str, headers: dict[str, str]
+        self, client: httpx.Client, url: httpx.URL, headers: dict[str, str]
     ) -> tuple[int, httpx.Headers, bytes]:
         timeout = float(self.settings.timeout)
         limit = self.settings.max_body_bytes
@@ -324,6 +405,9 @@ class Fetcher:
             raise FetchError(f"the server did not answer within {timeout:g} s") from None
         except httpx.HTTPError as exc:
             raise FetchError(_describe_transport_error(exc, answered)) from None
+        except (httpx.InvalidURL, UnicodeError) as exc:
+            # What _checked_url let through and httpx or the socket layer still refused.
+            raise InvalidURLError(f"the URL {str(url)!r} cannot be fetched: {exc}") from None
 
     @staticmethod
     def _check_status(result: FetchResult) -> FetchResult:

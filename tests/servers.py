@@ -579,6 +579,7 @@ class _LibreTranslateHandler(_QuietHandler):
         if urlsplit(self.path).path != "/translate":
             self.send_json(404, {"error": "Not Found"})
             return
+        self.translator._record_query(urlsplit(self.path).query)
         try:
             fields = self._fields(body)
         except _RequestError as error:
@@ -633,7 +634,9 @@ class LibreTranslateServer(LocalServer):
     ``LibreTranslator(source="en", target="fr", api_key="test", custom_url=server.url("/"))``.
 
     Counters (thread-safe): ``requests`` counts every ``/translate`` call received, failed or
-    not; ``characters`` sums ``len(q)`` over them; ``texts`` lists every ``q`` string received.
+    not; ``characters`` sums ``len(q)`` over them; ``texts`` lists every ``q`` string received;
+    ``query_fields`` lists the names of the fields that came in a query string rather than
+    the body (the key or the text there ends up in access logs: ``leaked_in_query()``).
 
     Failure modes, settable while running: ``fail_next(n, status, retry_after)``;
     ``hang = True`` (calls are received and counted but never answered until ``hang`` is reset
@@ -655,6 +658,7 @@ class LibreTranslateServer(LocalServer):
         self._requests = 0
         self._characters = 0
         self._texts: list[str] = []
+        self._query_fields: list[str] = []
         self._scheduled_failures: deque[_ScheduledFailure | None] = deque()
         handler = type("LibreTranslateHandler", (_LibreTranslateHandler,), {"translator": self})
         super().__init__(handler)
@@ -673,6 +677,15 @@ class LibreTranslateServer(LocalServer):
     def texts(self) -> list[str]:
         with self._lock:
             return list(self._texts)
+
+    @property
+    def query_fields(self) -> list[str]:
+        with self._lock:
+            return list(self._query_fields)
+
+    def leaked_in_query(self) -> list[str]:
+        """The secret or private fields (``api_key``, ``q``) that came in a query string."""
+        return [name for name in self.query_fields if name in ("api_key", "q")]
 
     @property
     def mode(self) -> TranslatorMode:
@@ -712,6 +725,11 @@ class LibreTranslateServer(LocalServer):
     def _on_close(self) -> None:
         with self._hang_released:
             self._hang_released.notify_all()
+
+    def _record_query(self, query: str) -> None:
+        names = list(parse_qs(query, keep_blank_values=True))
+        with self._lock:
+            self._query_fields.extend(names)
 
     def _count(self, q: object) -> None:
         received = [q] if isinstance(q, str) else q if isinstance(q, list) else []

@@ -1,8 +1,9 @@
 """Engines at their boundary: deadlines, Retry-After, None and empty answers, DeepL's own
 client, circuit breakers, daily budgets and the fallback chain.
 
-LibreTranslate is the local API server through deep-translator; DeepL is a local server
-speaking DeepL's API v2 to DeepL's official client; engines that cannot be reached here
+LibreTranslate is the local API server, called directly (key and text in the body); DeepL
+is a local server speaking DeepL's API v2 to DeepL's official client; engines that cannot
+be reached here
 (Google, Microsoft, MyMemory) are exercised through their deep-translator factory.
 """
 
@@ -93,6 +94,34 @@ def test_none_from_deep_translator_is_a_failure_never_content(
 
     with pytest.raises(TranslateError, match="libre: the engine returned no text"):
         engine.translate("The company.")
+
+
+def test_libre_sends_its_key_and_the_text_in_the_body_never_in_the_url() -> None:
+    """Query strings land in the access logs of the server and of every proxy."""
+    with LibreTranslateServer(require_api_key=True) as server:
+        engine = build_engine(libre_settings(server))
+        assert engine.translate("The company.\nThe team.") == dictionary_translate(
+            "The company.\nThe team."
+        )
+        assert server.texts == ["The company.\nThe team."]
+        assert server.query_fields == [] and server.leaked_in_query() == []
+
+        keyless = build_engine(
+            TranslationSettings(engine="libre", libre=EngineSettings(url=server.url("/")))
+        )
+        with pytest.raises(TranslateError, match="HTTP 403: it refused the API key"):
+            keyless.translate("The company.")
+
+
+def test_the_test_server_sees_a_key_sent_in_the_query_string() -> None:
+    """The check above can fail: deep-translator's own LibreTranslator leaks both."""
+    from deep_translator import LibreTranslator
+
+    with LibreTranslateServer() as server:
+        LibreTranslator(
+            source="en", target="fr", api_key="secret", custom_url=server.url("/")
+        ).translate("The company.")
+        assert sorted(server.leaked_in_query()) == ["api_key", "q"]
 
 
 @pytest.mark.parametrize("answer", [None, "", "   \n  ", 42])

@@ -7,6 +7,7 @@ import gzip
 import threading
 import tracemalloc
 import zlib
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -18,8 +19,8 @@ from servers import UpstreamServer
 from aggregator import __version__
 from aggregator.config import FetchSettings
 from aggregator.connect import non_public_reason, system_resolver
-from aggregator.errors import BlockedURLError, FetchError
-from aggregator.fetch import PROJECT_URL, Fetcher
+from aggregator.errors import BlockedURLError, FetchError, InvalidURLError
+from aggregator.fetch import PROJECT_URL, Fetcher, origin_of
 
 LAST_MODIFIED = "Wed, 12 Feb 2025 15:20:41 GMT"
 FEED = hostile.rss(3)
@@ -267,21 +268,67 @@ def _fetch_all(fetcher: Fetcher, urls: list[str]) -> None:
         list(pool.map(fetcher.get, urls))
 
 
+class Turnstile:
+    """A server behaviour that holds every request until ``limit`` are held at once, then
+    answers: the limit is reached however slowly a loaded machine starts the threads.
+
+    A request counts as in flight from its arrival until just before its answer is
+    written. (Counting until the handler returns, as ``hostile.slow`` does, saw one
+    request too many now and then: the client may start its next request as soon as it
+    has read an answer, before the handler that wrote it has finished.) Once the limit is
+    reached, the held requests stay ``SETTLE`` seconds more, so that a request beyond the
+    limit, had the fetcher let one through, is there to be counted.
+    """
+
+    SETTLE = 0.2  # seconds: room for an extra request to arrive; no assertion is timed
+    DEADLINE = 15.0  # seconds: a limit never reached fails the test instead of hanging
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.in_flight: Counter[str] = Counter()  # by Host header
+        self.peak: Counter[str] = Counter()
+        self.peak_total = 0
+        self._changed = threading.Condition()
+        self._reached = threading.Event()
+
+    def __call__(self, handler: hostile._HostileHandler) -> None:
+        host = handler.headers.get("Host", "")
+        with self._changed:
+            self.in_flight[host] += 1
+            self.peak[host] = max(self.peak[host], self.in_flight[host])
+            self.peak_total = max(self.peak_total, sum(self.in_flight.values()))
+            if self.peak_total >= self.limit:
+                self._reached.set()
+        if self._reached.wait(self.DEADLINE):
+            handler.closing.wait(self.SETTLE)
+        else:
+            self._reached.set()  # the others need not wait out the deadline too
+        with self._changed:
+            self.in_flight[host] -= 1
+        handler.send_body(200, FEED, {"Content-Type": "application/rss+xml"})
+
+
 def test_per_host_limit_holds_parallel_requests_to_one_host(server: HostileServer) -> None:
-    urls = [server.add(f"/f{n}", hostile.slow(0.3, FEED)) for n in range(6)]
+    turnstile = Turnstile(limit=2)
+    urls = [server.add(f"/f{n}", turnstile) for n in range(6)]
     with Fetcher(settings(concurrency=16, per_host_concurrency=2)) as limited:
         _fetch_all(limited, urls)
-    assert server.max_in_flight[f"127.0.0.1:{server.port}"] == 2
+    assert turnstile.peak == {f"127.0.0.1:{server.port}": 2}
+    assert sum(server.hits.values()) == 6
 
 
 def test_global_limit_holds_requests_across_hosts(server: HostileServer) -> None:
-    # "127.0.0.1" and "localhost" are two host names, hence two hosts, for the limits.
-    paths = [server.add(f"/f{n}", hostile.slow(0.3, FEED)) for n in range(4)]
+    # "127.0.0.1" and "localhost" are two host names, hence two hosts, for the limits:
+    # 2 per host would let 4 through at once; the global limit holds them to 3.
+    turnstile = Turnstile(limit=3)
+    paths = [server.add(f"/f{n}", turnstile) for n in range(4)]
     urls = paths + [p.replace("127.0.0.1", "localhost") for p in paths]
     with Fetcher(settings(concurrency=3, per_host_concurrency=2)) as limited:
         _fetch_all(limited, urls)
-    assert server.max_in_flight_total == 3
-    assert max(server.max_in_flight.values()) == 2
+    assert turnstile.peak_total == 3
+    # Three in flight over two hosts: one of them had two, none had more.
+    assert max(turnstile.peak.values()) == 2
+    assert sum(server.hits.values()) == 8
 
 
 # ------------------------------------------------------------------ SSRF guard
@@ -345,6 +392,86 @@ def test_redirect_from_a_trusted_feed_to_another_private_host_is_refused(
     ):
         guarded.get(url, trusted=True)
     assert server.hits["/internal"] == 0
+
+
+def test_trust_is_the_configured_origin_not_the_host_name(server: HostileServer) -> None:
+    """A loopback feed redirecting to another loopback port reaches another service."""
+    with HostileServer() as internal:
+        internal.add("/admin", hostile.static(b"admin page"))
+        url = server.add("/rss", hostile.redirect(internal.url("/admin")))
+        server.add("/same", hostile.redirect("/rss-here"))
+        server.add("/rss-here", hostile.static(FEED))
+        with Fetcher(settings(allow_private_networks=False)) as guarded:
+            with pytest.raises(BlockedURLError, match=rf"redirected to {internal.url('/admin')}"):
+                guarded.get(url, trusted=True)
+            # A redirect within the configured origin stays trusted.
+            assert guarded.get(server.url("/same"), trusted=True).body == FEED
+            moved = guarded.get(
+                server.url("/rss-here"), trusted_origin=origin_of(server.url("/elsewhere"))
+            )
+            assert moved.body == FEED
+        assert internal.hits["/admin"] == 0
+
+
+def test_origins_compare_scheme_host_and_port() -> None:
+    assert origin_of("http://Example.COM/feed") == origin_of("http://example.com:80/other")
+    assert origin_of("http://example.com/") != origin_of("http://example.com:8080/")
+    assert origin_of("http://example.com/") != origin_of("https://example.com/")
+    assert origin_of("http://[::1]:8080/") == "http://[::1]:8080"
+    assert origin_of("http://0177.0.0.1/") is None
+    assert origin_of("ftp://example.com/") is None
+
+
+def test_private_networks_can_be_allowed_or_refused_per_request(server: HostileServer) -> None:
+    url = server.add("/article", hostile.static(b"page"))
+    with Fetcher(settings(allow_private_networks=False)) as guarded:
+        assert guarded.get(url, allow_private=True).body == b"page"
+    with (
+        Fetcher(settings(allow_private_networks=True)) as lenient,
+        pytest.raises(BlockedURLError, match="a loopback address"),
+    ):
+        lenient.get(url, allow_private=False)
+    assert server.hits["/article"] == 1
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("http://0177.0.0.1/a", "'http://0177.0.0.1/a', which cannot be fetched: invalid IPv4"),
+        ("http://127.000.000.001/", "invalid IPv4 address: '127.000.000.001'"),
+        ("http://①②⑦.0.0.1/", "invalid IDNA hostname: '①②⑦.0.0.1'"),
+        ("http://xn--/", "'http://xn--/', which cannot be fetched: its host name is not valid"),
+        ("http://example.com:99999/", "port 99999 is out of range"),
+        ("http://example.com:abc/", "invalid port: 'abc'"),
+        ("http://[::1/", "'http://[::1/', which cannot be fetched"),
+        ("http:///path", "the URL has no host name"),
+        ("javascript:alert(1)", "only http and https URLs can be fetched: 'javascript:alert(1)'"),
+    ],
+)
+def test_a_url_that_cannot_be_built_is_an_invalid_url_error(
+    fetcher: Fetcher, url: str, words: str
+) -> None:
+    with pytest.raises(InvalidURLError) as caught:
+        fetcher.get(url)
+    assert words in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("location", "words"),
+    [
+        ("http://0177.0.0.1/x", "redirected to 'http://0177.0.0.1/x', which cannot be fetched"),
+        ("http://[::1/x", "redirected to 'http://[::1/x', which cannot be fetched"),
+        ("http://xn--/x", "redirected to 'http://xn--/x', which cannot be fetched"),
+        ("http://example.com:99999/x", "port 99999 is out of range"),
+    ],
+)
+def test_a_redirect_to_a_url_that_cannot_be_built_names_it(
+    server: HostileServer, fetcher: Fetcher, location: str, words: str
+) -> None:
+    url = server.add("/moved", hostile.redirect(location))
+    with pytest.raises(InvalidURLError) as caught:
+        fetcher.get(url)
+    assert words in str(caught.value)
 
 
 def test_a_mixed_dns_answer_is_refused_whole(server: HostileServer) -> None:
