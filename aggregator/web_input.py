@@ -82,6 +82,10 @@ async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
         raise Problem(422, "the request body is not valid UTF-8") from None
     except json.JSONDecodeError as exc:
         raise Problem(422, f"the request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        # The one place JSON is read: arrays or objects nested thousands deep exhaust the
+        # parser's stack; no request this API takes nests deeper than three.
+        raise Problem(422, "the request body nests arrays or objects too deeply") from None
     if not isinstance(value, dict):
         raise Problem(422, f"send a JSON object, not a JSON {type(value).__name__}")
     return value

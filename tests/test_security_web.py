@@ -348,6 +348,9 @@ def test_hostile_html_written_straight_into_the_database_is_sanitized_at_render(
         row.body_html = raw
         row.entry.full_html = raw
         row.title = "<script>alert('title')</script>"
+        # The public sees the copy taken at approval: it is hostile too.
+        row.published_body_html = raw
+        row.published_title = row.title
     client = newsroom.client()
     log_in(client)
 
