@@ -230,6 +230,11 @@ class Daemon:
             access_log=False,
             lifespan="off",
             timeout_graceful_shutdown=WEB_GRACE_SECONDS,
+            # uvicorn believes X-Forwarded-For from 127.0.0.1 unless told otherwise, which
+            # let any local client pose as anyone (and rotate past the login throttle):
+            # only the proxies named in [server] trusted_proxies are believed.
+            proxy_headers=bool(self.settings.server.trusted_proxies),
+            forwarded_allow_ips=list(self.settings.server.trusted_proxies),
         )
         self.server = uvicorn.Server(config)
         original_startup = self.server.startup
