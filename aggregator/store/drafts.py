@@ -4,17 +4,25 @@ Every review action names the version of the draft its author saw. The write is 
 compare-and-set on ``drafts.version`` (``UPDATE … WHERE version = seen``), so of two editors
 acting on the same version, on SQLite or PostgreSQL, in one process or several, exactly one
 wins and the other gets a ``ConflictError`` that says who changed the draft.
+
+What the public sees is the published copy (``published_*``), written at approval: a draft
+sent back to translation, or redrafted because its original changed, stays published as it
+was approved until its new version is approved, or until it is withdrawn. The editor's
+edits are kept over every redraft (``store.edits``).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Iterable
+from dataclasses import replace
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from aggregator.errors import ConflictError, InvalidTransitionError, NotFoundError
 from aggregator.models import Draft, DraftEvent, DraftStatus, Entry, EntryState, Feed
+from aggregator.store import edits as kept
 from aggregator.store.base import StoreBase
 from aggregator.store.memory import learn_from_edit
 from aggregator.store.snapshots import (
@@ -26,6 +34,11 @@ from aggregator.store.snapshots import (
 
 # Written by the feed update path when an approved draft's original changes.
 SOURCE_CHANGED_NOTE = "the original article changed after review"
+# From these a draft may be approved or rejected (a withdrawn one may be published again).
+REVIEWABLE = (DraftStatus.PENDING, DraftStatus.WITHDRAWN)
+IS_PUBLISHED = Draft.published_approved_at.is_not(None)
+# The feeds print dates to the microsecond (``publish.rfc3339``): the smallest step apart.
+PUBLICATION_STEP = timedelta(microseconds=1)
 
 
 class DraftStore(StoreBase):
@@ -63,14 +76,21 @@ class DraftStore(StoreBase):
 
     def get_draft(self, draft_id: int) -> DraftView:
         with self.session() as session:
-            return _draft_view(self._draft(session, draft_id))
+            return _draft_view(self._draft(session, draft_id), with_edits=True)
+
+    def published_draft(self, draft_id: int) -> DraftView:
+        """The draft as the public sees it: its published copy when it has one (check
+        ``published``; ``withdrawn_at`` says whether it was taken out)."""
+        with self.session() as session:
+            draft = self._draft(session, draft_id)
+            return _public_view(draft) if draft.published_approved_at else _draft_view(draft)
 
     def get_draft_detail(self, draft_id: int) -> DraftDetail:
         with self.session() as session:
             draft = self._draft(session, draft_id)
             entry = draft.entry
             return DraftDetail(
-                draft=_draft_view(draft),
+                draft=_draft_view(draft, with_edits=True),
                 source_html=entry.full_html or entry.content_html or entry.summary_html or "",
                 reviewed_source_html=draft.reviewed_source_html,
                 feed_content_html=entry.content_html or entry.summary_html,
@@ -91,18 +111,18 @@ class DraftStore(StoreBase):
     def published(
         self, limit: int, *, feed_slug: str | None = None, offset: int = 0
     ) -> list[DraftView]:
-        """Approved drafts, newest approval first."""
+        """Published copies, newest approval first."""
         with self.session() as session:
-            query = select(Draft).where(Draft.status == DraftStatus.APPROVED)
+            query = select(Draft).where(IS_PUBLISHED)
             if feed_slug is not None:
                 query = query.join(Entry).join(Feed).where(Feed.slug == feed_slug)
-            query = query.order_by(Draft.approved_at.desc(), Draft.id.desc())
+            query = query.order_by(Draft.published_approved_at.desc(), Draft.id.desc())
             query = query.offset(offset).limit(limit)
-            return [_draft_view(d) for d in session.scalars(query)]
+            return [_public_view(d) for d in session.scalars(query)]
 
     def published_count(self, *, feed_slug: str | None = None) -> int:
         with self.session() as session:
-            query = select(func.count(Draft.id)).where(Draft.status == DraftStatus.APPROVED)
+            query = select(func.count(Draft.id)).where(IS_PUBLISHED)
             if feed_slug is not None:
                 query = query.join(Entry).join(Feed).where(Feed.slug == feed_slug)
             return int(session.scalar(query) or 0)
@@ -121,14 +141,12 @@ class DraftStore(StoreBase):
         """Three small aggregate queries; cheap enough to run every second."""
         with self.session() as session:
             approved = session.execute(
-                select(func.count(Draft.id), func.max(Draft.updated_at)).where(
-                    Draft.status == DraftStatus.APPROVED
-                )
+                select(func.count(Draft.id), func.max(Draft.updated_at)).where(IS_PUBLISHED)
             ).one()
             entries_changed = session.scalar(
                 select(func.max(Entry.updated_at))
                 .join(Draft, Draft.entry_id == Entry.id)
-                .where(Draft.status == DraftStatus.APPROVED)
+                .where(IS_PUBLISHED)
             )
             any_draft_changed = session.scalar(select(func.max(Draft.updated_at)))
             feeds = tuple(
@@ -147,14 +165,32 @@ class DraftStore(StoreBase):
     # ------------------------------------------------------------ review actions
 
     def approve(
-        self, draft_id: int, *, actor: str, now: datetime, expected_version: int | None = None
+        self,
+        draft_id: int,
+        *,
+        actor: str,
+        now: datetime,
+        expected_version: int | None = None,
+        named: bool = True,
     ) -> DraftView:
-        return self._transition(draft_id, DraftStatus.APPROVED, actor, now, expected_version)
+        """``named=False``: ``actor`` only goes to the audit trail (say "cli (user root)")
+        and the draft names no reviewer, so its credit line prints no name."""
+        return self._transition(
+            draft_id, DraftStatus.APPROVED, actor, now, expected_version, named=named
+        )
 
     def reject(
-        self, draft_id: int, *, actor: str, now: datetime, expected_version: int | None = None
+        self,
+        draft_id: int,
+        *,
+        actor: str,
+        now: datetime,
+        expected_version: int | None = None,
+        named: bool = True,
     ) -> DraftView:
-        return self._transition(draft_id, DraftStatus.REJECTED, actor, now, expected_version)
+        return self._transition(
+            draft_id, DraftStatus.REJECTED, actor, now, expected_version, named=named
+        )
 
     def _transition(
         self,
@@ -163,27 +199,75 @@ class DraftStore(StoreBase):
         actor: str,
         now: datetime,
         expected_version: int | None,
+        *,
+        named: bool = True,
     ) -> DraftView:
         with self.session() as session:
             draft = self._draft(session, draft_id)
             _check_version(session, draft, expected_version)
             if draft.status == target:
                 return _draft_view(draft)
-            if draft.status != DraftStatus.PENDING:
+            if draft.status not in REVIEWABLE:
                 raise InvalidTransitionError(
                     f"draft {draft_id} is {draft.status.value}; only a pending draft can be "
                     f"{'approved' if target == DraftStatus.APPROVED else 'rejected'}"
                 )
+            if target == DraftStatus.REJECTED and draft.published_approved_at is not None:
+                raise InvalidTransitionError(
+                    f"draft {draft_id} has a published version (approved "
+                    f"{draft.published_approved_at:%Y-%m-%d %H:%M} UTC): withdraw it to take "
+                    "it out of the feeds, or approve the new version"
+                )
             _bump_version(session, draft)
+            if target == DraftStatus.APPROVED:
+                now = _publication_moment(session, draft, now)
             draft.status = target
-            draft.reviewed_by = actor
+            draft.reviewed_by = actor if named else None
             draft.updated_at = now
+            detail = None
             if target == DraftStatus.APPROVED:
                 draft.approved_at = now
                 draft.reviewed_source_html = _source_as_reviewed(draft.entry)
                 draft.source_changed_at = None
                 draft.warnings = [w for w in draft.warnings or () if w != SOURCE_CHANGED_NOTE]
-            _audit(session, draft, target.value, actor, now)
+                # Approving is the editor's word on the flagged edits too: they stay.
+                settled = kept.settle(session, draft, kept.flagged_parts(draft), actor, now)
+                if settled:
+                    detail = "approved with the edits kept over a changed original: "
+                    detail += ", ".join(settled)
+                _publish(draft, now)
+            _audit(session, draft, target.value, actor, now, detail)
+            return _draft_view(draft)
+
+    def withdraw(
+        self, draft_id: int, *, actor: str, now: datetime, expected_version: int | None = None
+    ) -> DraftView:
+        """Take a published article out of the feeds; its page then answers 410 Gone."""
+        with self.session() as session:
+            draft = self._draft(session, draft_id)
+            _check_version(session, draft, expected_version)
+            if draft.published_approved_at is None:
+                if draft.status == DraftStatus.WITHDRAWN:
+                    return _draft_view(draft)
+                raise InvalidTransitionError(
+                    f"draft {draft_id} is {draft.status.value} and not published; only a "
+                    "published draft can be withdrawn"
+                )
+            _bump_version(session, draft)
+            approved_at = draft.published_approved_at
+            draft.published_title = draft.published_body_html = draft.published_by = None
+            draft.published_approved_at = None
+            draft.withdrawn_at = now
+            if draft.status == DraftStatus.APPROVED:
+                draft.status = DraftStatus.WITHDRAWN
+                draft.source_changed_at = None
+                draft.warnings = [w for w in draft.warnings or () if w != SOURCE_CHANGED_NOTE]
+            draft.updated_at = now
+            detail = (
+                f"taken out of the feeds (published since {approved_at:%Y-%m-%d %H:%M} UTC); "
+                f"/articles/{draft.id} answers 410 Gone"
+            )
+            _audit(session, draft, "withdrawn", actor, now, detail)
             return _draft_view(draft)
 
     def edit(
@@ -196,8 +280,14 @@ class DraftStore(StoreBase):
         body_html: str | None = None,
         expected_version: int | None = None,
         detail: str | None = None,
+        confirm: Iterable[str] = (),
     ) -> DraftView:
-        """Change the French title or body; ``detail`` says what for the audit trail."""
+        """Change the French title or body; ``detail`` says what for the audit trail.
+
+        Each changed part is recorded as the editor's edit, kept over later redrafts.
+        ``confirm`` names the parts the editor saved ("title", "block N"): a flagged one
+        among them is settled even when its text is unchanged.
+        """
         with self.session() as session:
             draft = self._draft(session, draft_id)
             _check_version(session, draft, expected_version)
@@ -208,17 +298,37 @@ class DraftStore(StoreBase):
                 changed.append("title")
             if body_html is not None and body_html != draft.body_html:
                 changed.append("body")
-            if not changed:
-                return _draft_view(draft)
+            confirmed = set(confirm) & kept.flagged_parts(draft)
+            if not changed and not confirmed:
+                return _draft_view(draft, with_edits=True)
             _bump_version(session, draft)
+            old_body = draft.body_html
             if title is not None:
                 draft.title = title
             if body_html is not None:
                 learn_from_edit(session, draft, body_html, now)
                 draft.body_html = body_html
+            kept.record(
+                session,
+                draft,
+                actor=actor,
+                now=now,
+                title=title if "title" in changed else None,
+                old_body=old_body if "body" in changed else None,
+                new_body=body_html if "body" in changed else None,
+            )
+            settled = kept.settle(session, draft, confirmed, actor, now)
+            if draft.status == DraftStatus.APPROVED:
+                # The editor corrects the live article: the correction is published at once.
+                draft.published_title, draft.published_body_html = draft.title, draft.body_html
+                now = _publication_moment(session, draft, now)
             draft.updated_at = now
-            _audit(session, draft, "edited", actor, now, detail or ", ".join(changed))
-            return _draft_view(draft)
+            what = detail or ", ".join(changed)
+            if settled:
+                note = f"kept against the changed original: {', '.join(settled)}"
+                what = f"{what}; {note}" if what else note
+            _audit(session, draft, "edited", actor, now, what)
+            return _draft_view(draft, with_edits=True)
 
     def request_retranslation(
         self, draft_id: int, *, actor: str, now: datetime, expected_version: int | None = None
@@ -235,6 +345,7 @@ class DraftStore(StoreBase):
                 raise InvalidTransitionError(f"draft {draft_id} is rejected; it stays a tombstone")
             stale = _draft_view(draft).stale
             _bump_version(session, draft)
+            # The published copy, if any, stays in the feeds until the new version is approved.
             draft.status = DraftStatus.PENDING
             draft.approved_at = None
             draft.updated_at = now
@@ -291,6 +402,26 @@ def _source_as_reviewed(entry: Entry) -> str | None:
     if entry.full_text_source == "feed" and entry.content_html:
         return entry.content_html
     return entry.full_html
+
+
+def _publication_moment(session: Session, draft: Draft, now: datetime) -> datetime:
+    """``now``, or just after the latest date the feeds show if that is not earlier: every
+    published article gets its own ``atom:updated`` (the W3C validator warns on two equal
+    ones) in the order of approval, even when one command approves several at one instant
+    or the clock stepped back."""
+    latest = session.scalar(
+        select(func.max(Draft.updated_at)).where(IS_PUBLISHED, Draft.id != draft.id)
+    )
+    if latest is not None and latest >= now:
+        return latest + PUBLICATION_STEP
+    return now
+
+
+def _publish(draft: Draft, now: datetime) -> None:
+    """The approved version becomes what the feeds and the article page serve."""
+    draft.published_title, draft.published_body_html = draft.title, draft.body_html
+    draft.published_approved_at, draft.published_by = now, draft.reviewed_by
+    draft.withdrawn_at = None
 
 
 def _audit(
@@ -353,7 +484,26 @@ def _event_view(event: DraftEvent, title: str) -> DraftEventView:
     )
 
 
-def _draft_view(draft: Draft) -> DraftView:
+def _public_view(draft: Draft) -> DraftView:
+    """The published copy, in place of the working one (they differ while a redraft of a
+    published article waits for review)."""
+    view = _draft_view(draft)
+    if draft.published_approved_at is None:
+        return view
+    return replace(
+        view,
+        status=DraftStatus.APPROVED,
+        title=draft.published_title or view.title,
+        body_html=draft.published_body_html or view.body_html,
+        approved_at=draft.published_approved_at,
+        reviewed_by=draft.published_by,
+        updated_at=(
+            view.updated_at if draft.status == DraftStatus.APPROVED else draft.published_approved_at
+        ),
+    )
+
+
+def _draft_view(draft: Draft, *, with_edits: bool = False) -> DraftView:
     entry = draft.entry
     feed = entry.feed
     return DraftView(
@@ -385,4 +535,8 @@ def _draft_view(draft: Draft) -> DraftView:
         updated_at=draft.updated_at,
         approved_at=draft.approved_at,
         source_changed_at=draft.source_changed_at,
+        published=draft.published_approved_at is not None,
+        withdrawn_at=draft.withdrawn_at,
+        edited=kept.edited_parts(draft) if with_edits else (),
+        flags=kept.edit_flags(draft) if with_edits else (),
     )
