@@ -7,17 +7,18 @@ allowlist (nh3) after every URL is made absolute. The sanitizer always runs last
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from html import escape as html_escape
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import lxml.html
 import nh3
-import trafilatura
 from lxml import etree
 
 from aggregator.boilerplate import remove_boilerplate
 from aggregator.errors import ExtractError
+from aggregator.untrusted import plain_text
 
 ALLOWED_TAGS = {
     "a", "abbr", "b", "blockquote", "br", "caption", "cite", "code", "dd", "del", "details",
@@ -37,6 +38,10 @@ ALLOWED_ATTRIBUTES = {
     "ol": {"start"},
     "h1": {"id"}, "h2": {"id"}, "h3": {"id"}, "h4": {"id"}, "h5": {"id"}, "h6": {"id"},
 }  # fmt: skip
+# Footnotes and their back-references are fragment links (href="#fn1") to ids on these
+# (markdown-it's sup/li, Substack's a, Ghost's p): the ids are kept, as headings' are.
+for _tag in ("a", "sup", "li", "p", "ol", "ul", "span", "dt", "dd", "figure", "blockquote"):
+    ALLOWED_ATTRIBUTES.setdefault(_tag, set()).add("id")
 URL_SCHEMES = {"http", "https", "mailto"}
 
 # Ghost and Substack say so in the page (or the feed's content) when a post is for paying
@@ -73,8 +78,20 @@ class Article:
     author: str | None = None
 
 
-def sanitize(html: str, base_url: str | None = None) -> str:
-    """Allowlist sanitizer; relative URLs are made absolute first (against base_url)."""
+def sanitize(
+    html: str,
+    base_url: str | None = None,
+    *,
+    image_src: Callable[[str], str | None] | None = None,
+) -> str:
+    """Allowlist sanitizer; relative URLs are made absolute first (against base_url).
+
+    Control and bidi override characters go first (``untrusted.plain_text``): a NUL, or a
+    U+202E that turns the rest of a paragraph around, is never content. ``image_src``, if
+    given, rewrites every ``<img src>`` (None drops it): the review desk shows images
+    through its own route.
+    """
+    html = plain_text(html)
     if base_url:
         html = absolutize(html, base_url)
     return nh3.clean(
@@ -84,8 +101,17 @@ def sanitize(html: str, base_url: str | None = None) -> str:
         url_schemes=URL_SCHEMES,
         link_rel="noopener noreferrer",
         strip_comments=True,
-        attribute_filter=_drop_unsafe_cite,
+        attribute_filter=_drop_unsafe_cite if image_src is None else _images_to(image_src),
     ).strip()
+
+
+def _images_to(image_src: Callable[[str], str | None]) -> Callable[[str, str, str], str | None]:
+    def check(element: str, attribute: str, value: str) -> str | None:
+        if element == "img" and attribute == "src":
+            return image_src(value)
+        return _drop_unsafe_cite(element, attribute, value)
+
+    return check
 
 
 def _drop_unsafe_cite(element: str, attribute: str, value: str) -> str | None:
@@ -168,6 +194,8 @@ def feed_content_is_full(content_html: str | None, summary_html: str | None) -> 
 
 def extract_article(page_html: str | bytes, url: str) -> Article:
     """Main content of an article page as sanitized HTML (links, formatting, images kept)."""
+    import trafilatura  # a fifth of a second to import: only where a page is read
+
     extracted = trafilatura.extract(
         page_html,
         url=url,
@@ -182,9 +210,16 @@ def extract_article(page_html: str | bytes, url: str) -> Article:
     if not extracted:
         raise ExtractError(f"{url}: no article text found in the page")
     body = remove_boilerplate(_body_of(extracted))
-    html = sanitize(body, url)
+    parts = urlsplit(url)
+    html = keep_fragment_links(
+        sanitize(body, url),
+        (url, f"{parts.scheme}://{parts.netloc}/"),
+        fragment_names(page_html),
+    )
     if not text_of(html):
         raise ExtractError(f"{url}: the extracted article is empty")
+    import trafilatura
+
     metadata = trafilatura.extract_metadata(page_html, default_url=url)
     return Article(
         html=html,
@@ -219,3 +254,154 @@ _INLINE_HOSTS = {
     "p", "li", "td", "th", "h1", "h2", "h3", "h4", "h5", "h6", "a", "b", "i", "u", "em",
     "strong", "span", "del", "sub", "sup", "figcaption", "dd", "dt", "q", "cite",
 }  # fmt: skip
+
+
+# ---------------------------------------------------------------- the article's own shape
+
+
+def restructure_cards(html: str) -> str:
+    """Feed content whose cards become blocks that are translated and edited one by one.
+
+    Ghost's bookmark card is a link around ``div``s (title, description, site): the
+    sanitizer keeps no ``div``, so its texts would run together ("…problemWhy…") into a
+    link that is never translated. It becomes a linked title and a description, each a
+    paragraph. Any other ``div`` holding only inline content (callout, toggle and embed
+    cards, Substack's footnotes) becomes a paragraph, for the same reason.
+    """
+    if not html or "<div" not in html:
+        return html
+    root = lxml.html.fragment_fromstring(html, create_parent="div")
+    for card in _by_class(root, "kg-bookmark-card"):
+        _rebuild_bookmark(card)
+    for div in list(root.iter("div")):
+        if div is root or any(a.tag in _INLINE_HOSTS for a in div.iterancestors()):
+            continue
+        if any(d.tag in _BLOCKISH for d in div.iterdescendants()):
+            continue
+        if (div.text_content() or "").strip():
+            div.tag = "p"
+    return _inner_html(root)
+
+
+def _by_class(root: etree._Element, name: str) -> list[lxml.html.HtmlElement]:
+    return [
+        e
+        for e in root.iter()
+        if isinstance(e, lxml.html.HtmlElement) and name in (e.get("class") or "").split()
+    ]
+
+
+_BLOCKISH = frozenset({
+    "p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "li", "table", "pre",
+    "blockquote", "figure", "figcaption", "section", "article", "aside", "header", "footer",
+    "dl", "dt", "dd", "hr", "details", "summary", "nav", "main", "form",
+})  # fmt: skip
+
+
+def _rebuild_bookmark(card: etree._Element) -> None:
+    def text(name: str) -> str:
+        found = _by_class(card, name)
+        return re.sub(r"\s+", " ", found[0].text_content()).strip() if found else ""
+
+    links = _by_class(card, "kg-bookmark-container")
+    href = links[0].get("href") if links else None
+    title, description = text("kg-bookmark-title"), text("kg-bookmark-description")
+    if not href or not title:
+        return
+    captions = card.findall("figcaption")
+    for child in list(card):
+        card.remove(child)
+    card.text = None
+    paragraph = etree.SubElement(card, "p")
+    link = etree.SubElement(paragraph, "a", href=href)
+    link.text = title
+    if description:
+        etree.SubElement(card, "p").text = description
+    for caption in captions:
+        card.append(caption)
+
+
+def drop_title_heading(html: str, title: str) -> str:
+    """The article without a leading heading that only repeats its title (pages of short
+    posts start with the title as an ``<h1>``: the draft has its own title)."""
+    wanted = _comparable(title)
+    if not wanted or not html or not html.strip():
+        return html
+    root = lxml.html.fragment_fromstring(html, create_parent="div")
+    if (root.text or "").strip():
+        return html
+    for child in root:
+        if not isinstance(child.tag, str):
+            continue  # a comment
+        if child.tag in ("h1", "h2") and _comparable(child.text_content()) == wanted:
+            child.drop_tree()
+            return _inner_html(root)
+        if child.text_content().strip() or child.find(".//img") is not None:
+            return html
+    return html
+
+
+def _comparable(text: str) -> str:
+    return " ".join(re.sub(r"[^\w]+", " ", text).split()).casefold()
+
+
+_FRAGMENT_HREF = re.compile(r"""href\s*=\s*["']#([^"'\s>]+)["']""", re.I)
+
+
+def fragment_names(html: str | bytes) -> set[str]:
+    """The names that a page's or a feed's own ``href="#…"`` links point to."""
+    text = html.decode("utf-8", "replace") if isinstance(html, bytes) else html
+    return {unquote(name) for name in _FRAGMENT_HREF.findall(text or "")}
+
+
+def keep_fragment_links(html: str, bases: Collection[str], fragments: Collection[str] = ()) -> str:
+    """Links to a place inside the article made relative again (``href="#fn1"``).
+
+    feedparser resolves ``#fn1`` against the feed's URL, trafilatura against the site's
+    home page, ``absolutize`` against the article: a footnote would then leave the article.
+    A link to one of ``bases`` (the article's, the feed's and the site's URLs) goes back to
+    ``#name`` when the article has an element with that id, or when the original had a
+    ``#name`` link (``fragments``: trafilatura keeps no ids).
+    """
+    if not html or "#" not in html:
+        return html
+    root = lxml.html.fragment_fromstring(html, create_parent="div")
+    ids = {e.get("id") for e in root.iter() if isinstance(e.tag, str) and e.get("id")}
+    places = {_place(base) for base in bases if base}
+    changed = False
+    for link in root.iter("a"):
+        href = link.get("href") or ""
+        target, _, name = href.partition("#")
+        if not name or not target or _place(target) not in places:
+            continue
+        if unquote(name) in ids or unquote(name) in fragments:
+            link.set("href", f"#{name}")
+            changed = True
+    return _inner_html(root) if changed else html
+
+
+def _place(url: str) -> str:
+    parts = urlsplit(url.split("#", 1)[0])
+    return f"{parts.netloc.lower()}{parts.path.rstrip('/')}?{parts.query}"
+
+
+def is_link_post(entry_url: str | None, site_urls: Collection[str | None]) -> bool:
+    """Does the entry link to someone else's article (a link blog's post), not to its own
+    site's? Hosts match when one is the other or a subdomain of it (www., blog.)."""
+    if not entry_url:
+        return False
+    host = _host(entry_url)
+    sites = [_host(url) for url in site_urls if url]
+    if not host or not any(sites):
+        return False
+    return not any(
+        site and (host == site or host.endswith(f".{site}") or site.endswith(f".{host}"))
+        for site in sites
+    )
+
+
+def _host(url: str) -> str:
+    try:
+        return (urlsplit(url).hostname or "").lower().removeprefix("www.")
+    except ValueError:
+        return ""

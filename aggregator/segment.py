@@ -9,6 +9,11 @@ wraps a whole unit (``<h3><strong>…</strong></h3>``) stays outside, costing no
 
 Placeholders are plain text on purpose: deep-translator's Google engine scrapes a page and
 returns text, so anything tag-like would be lost there.
+
+An image's ``alt`` and ``title`` are units of their own, after every block: a stand-in
+element (``x-img-alt``, ``x-img-title``) holds the text while it is translated or edited,
+and ``replace_content`` writes it back into the attribute of the n-th image (translation
+keeps the images, in order); ``serialize`` removes the stand-ins.
 """
 
 from __future__ import annotations
@@ -38,14 +43,17 @@ BLOCK_LEVEL = frozenset({
     "footer", "main", "nav", "address", "center",
 })  # fmt: skip
 RUN = "x-run"  # wraps loose inline content between blocks while it is being translated
+# Stand-ins for the image attributes read by people (screen readers, hover, broken images).
+ATTRIBUTE_UNITS = {"alt": "x-img-alt", "title": "x-img-title"}
+_STAND_INS = frozenset(ATTRIBUTE_UNITS.values())
 # What the integrity check counts before and after translation.
 COUNTED = (
     "h1", "h2", "h3", "h4", "h5", "h6", "p", "li", "a", "img", "blockquote", "table", "tr",
     "td", "th", "pre", "code", "figure", "figcaption", "ul", "ol",
 )  # fmt: skip
 
-PLACEHOLDER = re.compile(r"\[\[\s*(/?)\s*(\d+)\s*\]\]")
-_LITERAL = r"(?P<literal>\[\[\s*/?\s*\d+\s*\]\])"
+PLACEHOLDER = re.compile(r"\[\[\s*+(/?)\s*+(\d++)\s*+\]\]")  # possessive: linear on "[[   …"
+_LITERAL = r"(?P<literal>\[\[\s*+/?\s*+\d++\s*+\]\])"
 _SPACES = re.compile(r"\s+")
 _SPACE_BEFORE_PUNCTUATION = re.compile(r"\s+([.,;:!?)])")
 _LETTER = re.compile(r"[^\W\d_]")
@@ -81,7 +89,12 @@ def parse_fragment(html: str) -> etree._Element:
 
 
 def units(root: etree._Element, glossary: Glossary | None = None) -> list[Unit]:
-    """Every translatable unit of the fragment, in document order (the tree is prepared)."""
+    """Every translatable unit of the fragment, in document order (the tree is prepared),
+    then the images' alt and title texts."""
+    _remove_stand_ins(root)
+    has_attributes = any(True for _ in _attribute_sources(root))
+    if has_attributes and not any(_is_block(child) for child in root):
+        _wrap_all(root)  # the root itself must not be a unit: stand-ins hang from it
     for element in list(root.iter()):
         if _is_translatable_container(element, root):
             _wrap_loose_runs(element)
@@ -94,7 +107,64 @@ def units(root: etree._Element, glossary: Glossary | None = None) -> list[Unit]:
         if not (element.text or "").strip() and len(element) == 0:
             continue
         found.append(protect(element, glossary))
+    # Last, so that the blocks holding the images are put back before their attributes.
+    found += [protect(stand_in, glossary) for stand_in in attribute_stand_ins(root)]
     return found
+
+
+def _images(root: etree._Element) -> list[etree._Element]:
+    return [
+        img
+        for img in root.iter("img")
+        if not any(a.tag in NEVER_TRANSLATED for a in img.iterancestors())
+    ]
+
+
+def _attribute_sources(root: etree._Element) -> Iterator[tuple[int, str, str]]:
+    """(image index, attribute, text) of every image attribute worth translating."""
+    for index, img in enumerate(_images(root)):
+        for attribute in ATTRIBUTE_UNITS:
+            value = img.get(attribute) or ""
+            if _LETTER.search(value):
+                yield index, attribute, value
+
+
+def attribute_stand_ins(root: etree._Element) -> list[etree._Element]:
+    """A stand-in element, appended to ``root``, for each image alt and title text."""
+    stand_ins = []
+    for index, attribute, value in list(_attribute_sources(root)):
+        stand_in = root.makeelement(
+            ATTRIBUTE_UNITS[attribute], {"data-image": str(index), "data-attribute": attribute}
+        )
+        stand_in.text = value
+        root.append(stand_in)
+        stand_ins.append(stand_in)
+    return stand_ins
+
+
+def is_stand_in(element: etree._Element) -> bool:
+    return tag_of(element) in _STAND_INS
+
+
+def _remove_stand_ins(root: etree._Element) -> None:
+    for stand_in in [c for c in root if is_stand_in(c)]:
+        root.remove(stand_in)
+
+
+def _wrap_all(element: etree._Element) -> None:
+    run = element.makeelement(RUN, {})
+    run.text, element.text = element.text, None
+    for child in list(element):
+        run.append(child)
+    element.append(run)
+
+
+def editable_blocks(root: etree._Element) -> list[etree._Element]:
+    """What an editor edits one by one: the leaf blocks, then the images' alt and title
+    texts (stand-ins appended to ``root``: write with ``replace_content``, read the result
+    with ``serialize``). Appended last, so that block numbers stay those of the blocks."""
+    _remove_stand_ins(root)
+    return [*leaf_blocks(root), *attribute_stand_ins(root)]
 
 
 def tag_of(node: etree._Element) -> str:
@@ -151,7 +221,8 @@ def _wrap_loose_runs(element: etree._Element) -> None:
 
 
 def serialize(root: etree._Element) -> str:
-    """The fragment's HTML, run wrappers removed."""
+    """The fragment's HTML, run wrappers and attribute stand-ins removed."""
+    _remove_stand_ins(root)
     for run in list(root.iter(RUN)):
         run.drop_tag()  # type: ignore[attr-defined]
     return inner_html(root)
@@ -306,6 +377,10 @@ def restore(unit: Unit, translated: str) -> str:
 
 
 def replace_content(element: etree._Element, inner: str) -> None:
+    """The element's content becomes ``inner``; a stand-in's text goes to its image."""
+    if is_stand_in(element):
+        _write_attribute(element, text_of_inner(inner))
+        return
     tail = element.tail
     for child in list(element):
         element.remove(child)
@@ -314,6 +389,20 @@ def replace_content(element: etree._Element, inner: str) -> None:
     for child in list(fragment):
         element.append(child)
     element.tail = tail
+
+
+def _write_attribute(stand_in: etree._Element, text: str) -> None:
+    root = stand_in.getparent()
+    if root is None:
+        raise TranslateError("an image's alt or title text lost its image")
+    images = _images(root)
+    index = int(stand_in.get("data-image", "-1"))
+    if not 0 <= index < len(images):
+        raise TranslateError(f"image {index + 1} of the article is gone: its alt text has no place")
+    images[index].set(stand_in.get("data-attribute", "alt"), text)
+    stand_in.text = text
+    for child in list(stand_in):
+        stand_in.remove(child)
 
 
 def text_runs(text: str) -> list[str]:

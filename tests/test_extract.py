@@ -216,3 +216,24 @@ def test_feed_content_is_used_only_when_it_is_the_whole_article() -> None:
     excerpt = "<p>" + "The company grew. " * 40 + "Read more…</p>"
     assert not feed_content_is_full(excerpt, None)
     assert not feed_content_is_full(None, musk)
+
+
+def test_links_inside_the_article_stay_inside_it_and_link_posts_are_recognised() -> None:
+    from aggregator.extract import is_link_post, keep_fragment_links, restructure_cards
+
+    html = (
+        '<p>A claim<a id="ref-1" href="https://news.example/feed#note-1">1</a></p>'
+        '<p id="note-1">The note. <a href="https://elsewhere.example/page#note-1">x</a></p>'
+    )
+    kept = keep_fragment_links(html, ["https://news.example/feed"])
+    assert 'href="#note-1"' in kept
+    assert 'href="https://elsewhere.example/page#note-1"' in kept
+    assert is_link_post("https://www.theverge.com/a", ["https://daringfireball.net/"])
+    assert not is_link_post("https://daringfireball.net/2017/x", ["https://daringfireball.net/"])
+    assert not is_link_post("https://blog.example.com/p", ["https://www.example.com/"])
+    card = (
+        '<figure class="kg-card kg-bookmark-card"><a class="kg-bookmark-container" href="/x">'
+        '<div class="kg-bookmark-content"><div class="kg-bookmark-title">Title</div>'
+        '<div class="kg-bookmark-description">Description.</div></div></a></figure>'
+    )
+    assert '<p><a href="/x">Title</a></p><p>Description.</p>' in restructure_cards(card)

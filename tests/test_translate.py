@@ -381,3 +381,18 @@ def test_counts_of_what_was_kept_and_sent_add_up(libretranslate: LibreTranslateS
     assert translation.kept == 1  # "12 345" has nothing to translate
     sent_lines = Counter(line for text in libretranslate.texts for line in text.split("\n"))
     assert sent_lines == Counter(["T", "The company.", "The board."])
+
+
+def test_image_alt_and_title_are_units_of_their_own_put_back_in_their_attributes() -> None:
+    from aggregator.segment import parse_fragment as parse
+    from aggregator.segment import replace_content as put
+    from aggregator.segment import restore as back
+    from aggregator.segment import serialize as out
+    from aggregator.segment import units as of
+
+    root = parse('See <img src="a.png" alt="A cat on a mat" title="The cat"> here')
+    found = of(root)
+    assert [u.text for u in found] == ["See [[1]] here", "A cat on a mat", "The cat"]
+    for unit in found:
+        put(unit.element, back(unit, unit.text.upper()))
+    assert out(root) == 'SEE <img src="a.png" alt="A CAT ON A MAT" title="THE CAT"> HERE'

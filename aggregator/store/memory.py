@@ -13,16 +13,30 @@ no budget is added afterwards, with the article's outcome (``record_usage``).
 
 While an entry is drafted, what it teaches the memory waits in a ``PendingMemory`` and is
 written in the transaction of the entry's outcome: one transaction per entry, not three.
+
+In flight: a block that one entry is translating is not sent again by another entry drafted
+at the same time in this process (a newsletter's intro, in every post of one poll). The first
+``PendingMemory`` to miss a block in the database claims it in a process-wide table; later
+ones wait for its answer instead of sending the block. An entry waits only for claims made
+before its own, so waits never go round in a circle. Across processes there is no such
+table: a block may be sent once per process, and the memory serves it after the fact.
+
+Feed context: what the extraction stage needs to know about an entry's feed (its URLs, and
+the recent entries that show which blocks recur), read in one short transaction.
 """
 
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections import deque
 from collections.abc import Collection, Iterable, Sequence
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Insert, bindparam, func, select, update
 from sqlalchemy.orm import Session
@@ -32,6 +46,7 @@ from aggregator.models import (
     EngineUsage,
     Entry,
     EntryState,
+    Feed,
     TranslationMemory,
     table_of,
 )
@@ -89,18 +104,75 @@ class Usage:
     requests: int
 
 
+# How long an entry waits for a block another entry is translating before sending it itself
+# (a slow engine, or an entry that died without saying so).
+IN_FLIGHT_WAIT = 120.0
+# The database, the languages, the engines and the source text.
+_FlightKey = tuple[str, str, str, tuple[str, ...], str]
+_in_flight: dict[_FlightKey, Future[Remembered | None]] = {}
+_in_flight_lock = threading.Lock()
+# Answered blocks kept in the table (oldest first), until their entries' outcomes surely are
+# in the database.
+ANSWERS_KEPT = 4096
+_answered: deque[_FlightKey] = deque()
+
+
+def in_flight() -> int:
+    """Blocks being translated right now in this process, claimed by some entry."""
+    with _in_flight_lock:
+        return len(_in_flight)
+
+
 @dataclass
 class PendingMemory:
     """The memory as one entry's translation sees it: recalled from the database at once,
     remembered into ``rows``, which the entry's outcome writes (``EntryStore.save_draft``,
-    ``record_entry_error``)."""
+    ``record_entry_error``); blocks in flight for other entries are awaited, not sent."""
 
     store: MemoryStore
     rows: list[MemoryRow] = field(default_factory=list)
+    wait: float = IN_FLIGHT_WAIT
+    _claimed: dict[_FlightKey, Future[Remembered | None]] = field(default_factory=dict)
 
-    def recall(self, sources: Collection[str], **query: Any) -> dict[str, Remembered]:
-        """``MemoryStore.recall``, at once."""
-        return self.store.recall(sources, **query)
+    def recall(
+        self,
+        sources: Collection[str],
+        *,
+        source_language: str,
+        target_language: str,
+        engines: Sequence[str],
+        now: datetime,
+    ) -> dict[str, Remembered]:
+        """``MemoryStore.recall``; what it lacks is claimed for this entry, or, when
+        another entry claimed it first, that entry's translation is awaited."""
+        found = self.store.recall(
+            sources,
+            source_language=source_language,
+            target_language=target_language,
+            engines=engines,
+            now=now,
+        )
+        # Per database: another database (another test, another config) has its own memory.
+        scope = (str(self.store.engine.url), source_language, target_language, tuple(engines))
+        awaited: list[tuple[str, Future[Remembered | None]]] = []
+        with _in_flight_lock:  # all claims at once: later entries wait for earlier ones
+            for text in sources:
+                key = (*scope, text)
+                if text in found or key in self._claimed:
+                    continue
+                flight = _in_flight.get(key)
+                if flight is None:
+                    flight = _in_flight[key] = self._claimed[key] = Future()
+                else:
+                    awaited.append((text, flight))
+        for text, flight in awaited:
+            try:
+                answer = flight.result(timeout=self.wait)
+            except FutureTimeout:
+                continue
+            if answer is not None:
+                found[text] = answer
+        return found
 
     def remember(
         self,
@@ -110,7 +182,45 @@ class PendingMemory:
         target_language: str,
         now: datetime,
     ) -> None:
+        """Keep the translations for the entry's outcome; tell the entries waiting for
+        them, and let go of every other claim (they will translate those themselves)."""
+        translations = list(translations)
         self.rows += memory_rows(translations, source_language, target_language, now)
+        answers = {
+            text: Remembered(translated, engine) for engine, text, translated in translations
+        }
+        self.release(answers)
+
+    def release(self, answers: dict[str, Remembered] | None = None) -> None:
+        """End this entry's claims, answering those it translated. An answer stays in the
+        table a while: the entry writes it to the database only with its outcome, and an
+        entry starting in between must find it somewhere."""
+        answers = answers or {}
+        with _in_flight_lock:
+            claimed, self._claimed = self._claimed, {}
+            for key, flight in claimed.items():
+                if _in_flight.get(key) is flight and key[-1] not in answers:
+                    del _in_flight[key]
+                elif key[-1] in answers:
+                    _answered.append(key)
+            while len(_answered) > ANSWERS_KEPT:
+                old = _answered.popleft()
+                if old in _in_flight and _in_flight[old].done():
+                    del _in_flight[old]
+        for key, flight in claimed.items():
+            flight.set_result(answers.get(key[-1]))
+
+
+@dataclass(frozen=True)
+class FeedContext:
+    """An entry's feed as the extraction stage sees it."""
+
+    url: str  # where the feed is fetched
+    site_url: str | None  # the feed's own link: the site it speaks for
+    # Recent entries, newest first: each as its feed content and its full text, if any.
+    recent: tuple[tuple[str, ...], ...] = ()
+    # Those of them that came in the same poll as this entry.
+    together: tuple[tuple[str, ...], ...] = ()
 
 
 class MemoryStore(StoreBase):
@@ -189,6 +299,30 @@ class MemoryStore(StoreBase):
                 target_language=target_language,
                 now=now,
             )
+
+    def feed_context(self, feed_id: int, entry_id: int, *, recent: int = 20) -> FeedContext:
+        """The feed's URLs and the HTML of its ``recent`` latest entries but this one."""
+        with self.session() as session:
+            url, site_url = session.execute(
+                select(Feed.url, Feed.site_url).where(Feed.id == feed_id)
+            ).one()
+            arrived = session.scalar(select(Entry.created_at).where(Entry.id == entry_id))
+            rows = session.execute(
+                select(Entry.content_html, Entry.summary_html, Entry.full_html, Entry.created_at)
+                .where(Entry.feed_id == feed_id, Entry.id != entry_id)
+                .order_by(Entry.id.desc())
+                .limit(recent)
+            ).all()
+        versions = [
+            (tuple(part for part in (content or summary, full) if part), created == arrived)
+            for content, summary, full, created in rows
+        ]
+        return FeedContext(
+            url=url,
+            site_url=site_url,
+            recent=tuple(v for v, _same in versions),
+            together=tuple(v for v, same in versions if same),
+        )
 
     def memory_size(self) -> int:
         with self.session() as session:
