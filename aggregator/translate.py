@@ -51,6 +51,7 @@ from aggregator.segment import (
     units,
     verbatim_parts,
 )
+from aggregator.typography import typeset
 
 __all__ = [
     "BLOCK_TAGS",
@@ -386,9 +387,13 @@ def translate_article(
 
     for item in work[1:]:
         assert item.inner is not None
+        if _machine_made(item):
+            item.inner = typeset(item.inner, target_language, markup=True)
         replace_content(item.unit.element, item.inner)
     body = sanitize(serialize(root))
     new_title = text_of_inner(work[0].inner or "")
+    if _machine_made(work[0]):
+        new_title = typeset(new_title, target_language)
     if title.strip() and not new_title:
         raise TranslateError("the title came back empty")
     _check_integrity(counts_before, code_before, body)
@@ -409,6 +414,11 @@ def translate_article(
         from_memory=from_memory,
         kept=kept,
     )
+
+
+def _machine_made(item: _Work) -> bool:
+    """Engines write English punctuation; an editor's correction stays as it was written."""
+    return item.engine not in (None, "editor")
 
 
 def _prepare(unit: Unit, glossary: Glossary | None) -> _Work:
