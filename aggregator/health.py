@@ -1,59 +1,54 @@
-"""A feed's health in words a person reads: status, last and next check, errors. Pure."""
+"""A feed's health in words a person reads: status, last and next check, errors. Pure.
+
+The words are English msgids; ``words`` (``i18n.Messages``) gives them in the editor's
+language. Without it they stay English, as the JSON output's ``status_text`` does.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 
+from aggregator.i18n import ENGLISH, N_, Messages
 from aggregator.store import FeedHealth
 
 _STATUS_WORDS = {
-    "new": "not checked yet",
-    "ok": "ok",
-    "error": "failing",
-    "gone": "paused: the feed is gone",
+    "new": N_("not checked yet"),
+    "ok": N_("ok"),
+    "error": N_("failing"),
+    "gone": N_("paused: the feed is gone"),
 }
 
 
-def ago(moment: datetime | None, now: datetime) -> str:
-    if moment is None:
-        return "never"
-    return f"{span((now - moment).total_seconds())} ago"
+def ago(moment: datetime | None, now: datetime, words: Messages = ENGLISH) -> str:
+    return words.ago(moment, now)
 
 
-def until(moment: datetime | None, now: datetime) -> str:
-    if moment is None:
-        return "none (paused)"
-    seconds = (moment - now).total_seconds()
-    return "due now" if seconds <= 0 else f"in {span(seconds)}"
+def until(moment: datetime | None, now: datetime, words: Messages = ENGLISH) -> str:
+    return words.until(moment, now)
 
 
-def span(seconds: float) -> str:
-    seconds = abs(seconds)
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 48 * 3600:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"
-
-
-def status_words(feed: FeedHealth) -> str:
-    words = _STATUS_WORDS.get(feed.status, feed.status)
+def status_words(feed: FeedHealth, words: Messages = ENGLISH) -> str:
     if feed.status == "error":
-        errors = "1 error" if feed.error_count == 1 else f"{feed.error_count} errors in a row"
-        words = f"failing ({errors})"
-    elif feed.status == "ok" and feed.last_error:
-        words = "ok, with a warning"
-    return words
+        return words.ngettext(
+            "failing (%(num)s error)", "failing (%(num)s errors in a row)", feed.error_count
+        )
+    if feed.status == "ok" and feed.last_error:
+        return words.gettext("ok, with a warning")
+    known = _STATUS_WORDS.get(feed.status)
+    return words.gettext(known) if known else feed.status
 
 
-def describe(feed: FeedHealth, now: datetime) -> str:
+def describe(feed: FeedHealth, now: datetime, words: Messages = ENGLISH) -> str:
     """One line: name, status, last and next check, entries, and the last error if any."""
-    line = (
-        f"{feed.name}: {status_words(feed)}; checked {ago(feed.last_checked_at, now)}, "
-        f"next check {until(feed.next_check_at, now)}; {feed.entries} entries"
+    line = words.gettext(
+        "%(name)s: %(status)s; checked %(ago)s, next check %(until)s; %(entries)s",
+        name=feed.name,
+        status=status_words(feed, words),
+        ago=ago(feed.last_checked_at, now, words),
+        until=until(feed.next_check_at, now, words),
+        entries=words.ngettext("%(num)s entry", "%(num)s entries", feed.entries),
     )
     if feed.last_error:
-        line += f"\n    {'warning' if feed.status == 'ok' else 'last error'}: {feed.last_error}"
+        label = words.gettext("warning") if feed.status == "ok" else words.gettext("last error")
+        line += f"\n    {label}: {feed.last_error}"
     return line
