@@ -5,6 +5,15 @@ Each function returns the list of problems found, worded like the validator's me
 document's own URL, ids (``tag:`` URIs as RFC 4151 and the validator read them, unique),
 dates (RFC 3339 in Atom and JSON Feed, RFC 822 in RSS), authors, RSS ``guid`` and its
 ``isPermaLink``, ``source`` with its ``url``, and JSON Feed 1.1's required members.
+
+Also the validator's warnings (a feed with a warning does not pass here either):
+DuplicateUpdated (two Atom entries with the same ``atom:updated`` text), DuplicateAtomLink
+(two links with the same rel, type and hreflang in one element), SelfDoesntMatchLocation,
+ContainsRelRef (a relative URL in RSS ``description`` or ``content:encoded``),
+NeedDescriptionBeforeContent, DuplicateItemSemantics (``author`` beside ``dc:creator``),
+SecurityRisk / SecurityRiskAttr / DangerousStyleAttr (script-like tags, ``on…`` and
+``style`` attributes in escaped HTML), and, for what a server sends, UnexpectedContentType
+and EncodingMismatch (``served_problems``).
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+import lxml.html
 from lxml import etree
 
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -37,6 +47,17 @@ ATOM_LINK_RELS = {"alternate", "self", "via", "related", "enclosure", "hub"} | {
     "first", "last", "next", "previous",
 }  # fmt: skip
 LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+# feedvalidator's unsafe elements in escaped HTML (SecurityRisk) and its media types.
+UNSAFE_TAGS = {
+    "applet", "blink", "embed", "frame", "frameset", "iframe", "link", "meta", "object",
+    "script", "style", "base",
+}  # fmt: skip
+URL_ATTRIBUTES = {"href", "src", "cite", "action", "longdesc", "poster", "background"}
+FEED_MEDIA_TYPES = {
+    "atom": {"application/atom+xml", "application/xml"},
+    "rss": {"application/rss+xml", "application/xml"},
+    "json": {"application/feed+json", "application/json"},
+}
 
 
 def _is_url(value: str | None) -> bool:
@@ -49,6 +70,60 @@ def _dates(value: str | None, where: str, problems: list[str]) -> datetime | Non
         problems.append(f"{where}: date must be an RFC-3339 date-time, got {value!r}")
         return None
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def html_problems(html: str | None, where: str, *, relative: bool = False) -> list[str]:
+    """SecurityRisk, SecurityRiskAttr, DangerousStyleAttr and (``relative``) ContainsRelRef
+    on one escaped-HTML value."""
+    if not html or not html.strip():
+        return []
+    problems: list[str] = []
+    root = lxml.html.fragment_fromstring(html, create_parent="div")
+    for element in root.iter():
+        if not isinstance(element.tag, str):
+            continue
+        if element.tag in UNSAFE_TAGS:
+            problems.append(f"{where} should not contain {element.tag} tag")
+        for name, value in element.attrib.items():
+            if name.lower().startswith("on"):
+                problems.append(f"{where} should not contain {name} attribute")
+            elif name.lower() == "style":
+                problems.append(f"{where}: style attribute contains potentially dangerous content")
+            elif relative and name.lower() in URL_ATTRIBUTES and not urlsplit(value).scheme:
+                problems.append(f"{where} should not contain relative URL references: {value!r}")
+    return problems
+
+
+def _duplicate_links(element: etree._Element, where: str) -> list[str]:
+    """DuplicateAtomLink: one link per rel, type and hreflang in a feed, entry or source."""
+    seen: set[tuple[str, str | None, str | None]] = set()
+    problems = []
+    for link in element.findall(f"{ATOM}link"):
+        key = (link.get("rel", "alternate"), link.get("type"), link.get("hreflang"))
+        if key in seen:
+            problems.append(f"{where}: duplicate link with the same type and rel {key}")
+        seen.add(key)
+    return problems
+
+
+def served_problems(fmt: str, content_type: str, body: bytes) -> list[str]:
+    """UnexpectedContentType and EncodingMismatch: what the server says of the bytes."""
+    media_type, _, parameters = content_type.partition(";")
+    problems = []
+    if media_type.strip().lower() not in FEED_MEDIA_TYPES[fmt]:
+        problems.append(f"Feeds should not be served with the {media_type.strip()!r} media type")
+    charset = parameters.strip().lower().removeprefix("charset=") if parameters else ""
+    if fmt != "json":
+        declared = re.match(rb'<\?xml[^>]*encoding=["\']([A-Za-z0-9._-]+)["\']', body)
+        encoding = declared.group(1).decode().lower() if declared else "utf-8"
+        if not charset:
+            problems.append("No character encoding was specified in the Content-Type")
+        elif charset != encoding:
+            problems.append(
+                f"Your feed appears to be encoded as {encoding!r}, but your server is "
+                f"reporting {charset!r}"
+            )
+    return problems
 
 
 def atom_problems(body: bytes, location: str) -> list[str]:
@@ -80,8 +155,10 @@ def atom_problems(body: bytes, location: str) -> list[str]:
             problems.append(f"unregistered link relationship {link.get('rel')!r}")
         if not _is_url(link.get("href")):
             problems.append(f"link href is not an absolute http(s) URL: {link.get('href')!r}")
+    problems += _duplicate_links(root, "feed")
     feed_has_author = bool(root.findall(f"{ATOM}author/{ATOM}name"))
     ids: set[str] = set()
+    updated_values: set[str] = set()
     for n, entry in enumerate(root.findall(f"{ATOM}entry")):
         where = f"entry {n}"
         for name in ("id", "title", "updated"):
@@ -93,7 +170,14 @@ def atom_problems(body: bytes, location: str) -> list[str]:
         if entry_id in ids:
             problems.append(f"{where}: duplicate entry id {entry_id}")
         ids.add(entry_id)
-        updated = _dates(entry.findtext(f"{ATOM}updated"), f"{where} updated", problems)
+        updated_text = entry.findtext(f"{ATOM}updated") or ""
+        updated = _dates(updated_text or None, f"{where} updated", problems)
+        if updated_text in updated_values:
+            problems.append(
+                f"{where}: two entries with the same value for atom:updated ({updated_text})"
+            )
+        updated_values.add(updated_text)
+        problems += _duplicate_links(entry, where)
         if entry.find(f"{ATOM}published") is not None:
             published = _dates(entry.findtext(f"{ATOM}published"), f"{where} published", problems)
             if updated and published and published > updated:
@@ -113,6 +197,8 @@ def atom_problems(body: bytes, location: str) -> list[str]:
             problems.append(f"{where}: needs content or a link rel=alternate")
         if content is not None and content.get("type") not in ("text", "html", "xhtml"):
             problems.append(f"{where}: content type {content.get('type')!r}")
+        if content is not None and content.get("type") == "html":
+            problems += html_problems(content.text, f"{where} content")
         source = entry.find(f"{ATOM}source")
         if source is not None:
             for name in ("id", "title", "updated"):
@@ -178,6 +264,16 @@ def rss_problems(body: bytes, location: str) -> list[str]:
         source = item.find("source")
         if source is not None and not _is_url(source.get("url")):
             problems.append(f"{where}: source must have a url attribute with a full URL")
+        if item.find("author") is not None and item.find(DC_CREATOR) is not None:
+            problems.append(f"{where}: an item should not include both author and dc:creator")
+        tags = [child.tag for child in item]
+        if CONTENT_ENCODED in tags and (
+            "description" not in tags or tags.index("description") > tags.index(CONTENT_ENCODED)
+        ):
+            problems.append(f"{where}: ensure description precedes content:encoded")
+        for name in ("description", CONTENT_ENCODED):
+            label = "content:encoded" if name == CONTENT_ENCODED else name
+            problems += html_problems(item.findtext(name), f"{where} {label}", relative=True)
     return problems
 
 
