@@ -82,6 +82,30 @@ def _attribute(element: ElementTree.Element, name: str) -> str:
     return ""
 
 
+def same_feed_url(url: str) -> str:
+    """A feed URL as compared for "already configured": scheme, case of the host, a
+    default port and a trailing slash do not make another feed."""
+    parts = urlsplit(url.strip())
+    host = (parts.hostname or "").lower()
+    port = parts.port
+    if port and port != {"http": 80, "https": 443}.get(parts.scheme.lower()):
+        host = f"{host}:{port}"
+    return f"{host}{parts.path.rstrip('/') or '/'}?{parts.query}"
+
+
+def new_feeds(
+    found: Iterable[OpmlFeed], configured: Iterable[str]
+) -> tuple[list[OpmlFeed], list[OpmlFeed]]:
+    """(feeds to add, feeds skipped) given the URLs already followed: those written in
+    config.toml and those that polling discovered or was redirected to for them."""
+    known = {same_feed_url(url) for url in configured}
+    fresh: list[OpmlFeed] = []
+    skipped: list[OpmlFeed] = []
+    for feed in found:
+        (skipped if same_feed_url(feed.url) in known else fresh).append(feed)
+    return fresh, skipped
+
+
 def feeds_toml(feeds: Iterable[OpmlFeed]) -> str:
     """``[[feeds]]`` tables to append to config.toml."""
     blocks = []
@@ -107,10 +131,12 @@ def write_opml(
     now: datetime,
     titles: dict[str, str] | None = None,
     sites: dict[str, str] | None = None,
+    feed_urls: dict[str, str] | None = None,
 ) -> str:
-    """OPML 2.0 of the configured feeds; ``titles`` and ``sites`` (by config URL) add what
-    polling learnt: the feed's own title and its web site."""
-    titles, sites = titles or {}, sites or {}
+    """OPML 2.0 of the configured feeds; ``titles``, ``sites`` and ``feed_urls`` (by config
+    URL) add what polling learnt: the feed's own title, its web site, and the feed's own URL
+    where config.toml names a web page whose feed was discovered (or that moved)."""
+    titles, sites, feed_urls = titles or {}, sites or {}, feed_urls or {}
     root = ElementTree.Element("opml", version="2.0")
     head = ElementTree.SubElement(root, "head")
     ElementTree.SubElement(head, "title").text = "aggregator feeds"
@@ -121,7 +147,7 @@ def write_opml(
             "type": "rss",
             "text": feed.name or titles.get(feed.url) or feed.url,
             "title": feed.name or titles.get(feed.url) or feed.url,
-            "xmlUrl": feed.url,
+            "xmlUrl": feed_urls.get(feed.url) or feed.url,
         }
         if sites.get(feed.url):
             attributes["htmlUrl"] = sites[feed.url]

@@ -158,8 +158,14 @@ def test_edit_without_options_opens_the_editor(config: Path, tmp_path: Path) -> 
 def test_feeds_export_then_import_round_trips(config: Path, tmp_path: Path) -> None:
     opml = tmp_path / "feeds.opml"
     opml.write_text(run_cli(config, "feeds", "export").stdout, encoding="utf-8")
-    printed = run_cli(config, "feeds", "import", str(opml)).stdout
+    new_install = tmp_path / "elsewhere"
+    new_install.mkdir()
+    printed = run_cli(new_install / "config.toml", "feeds", "import", str(opml)).stdout
     assert '[[feeds]]\nurl = "http://127.0.0.1:9/rss/"\nname = "The Torment Nexus"' in printed
+    # Into the config it came from, every feed is there already.
+    again = run_cli(config, "feeds", "import", str(opml))
+    assert again.stdout == ""
+    assert "skipped, already configured: http://127.0.0.1:9/rss/" in again.stderr
 
 
 def test_import_of_a_file_that_is_not_opml_fails_clearly(config: Path, tmp_path: Path) -> None:
@@ -173,6 +179,6 @@ def test_import_of_a_file_that_is_not_opml_fails_clearly(config: Path, tmp_path:
 def test_status_counts_drafts(config: Path) -> None:
     seed_draft(config)
     printed = run_cli(config, "status").stdout
-    assert "drafts:  1 pending, 0 approved, 0 rejected" in printed
+    assert "brouillons : 1 à relire, 0 publié, 0 rejeté" in printed  # French plurals
     feed = json.loads(run_cli(config, "feeds", "list", "--json").stdout)[0]
     assert (feed["status"], feed["entries"], feed["title"]) == ("ok", 1, "The Torment Nexus")

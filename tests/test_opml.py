@@ -10,10 +10,16 @@ from pathlib import Path
 
 import pytest
 from conftest import WriteConfig, run_cli
+from servers import UpstreamServer
 
 from aggregator.config import FeedSettings
 from aggregator.errors import OpmlError
 from aggregator.opml import read_opml, write_opml
+
+DATA = Path(__file__).parent / "data"
+PAGE = (DATA / "a-year-of-paid-newsletters.html").read_bytes()
+FEED = (DATA / "torment-nexus-like.rss").read_bytes()
+REAL_FEED_URL = b"https://torment-nexus.mathewingram.com/rss/"
 
 # In the shape feed readers export (NetNewsWire, Feedly, Miniflux): folders as outlines
 # without xmlUrl, attributes in varied case, entities, a non-feed link, a duplicate.
@@ -112,3 +118,68 @@ def test_export_adds_what_polling_learnt() -> None:
     (outline,) = ElementTree.fromstring(text).iter("outline")
     assert outline.get("text") == "X weekly" and outline.get("htmlUrl") == "https://x.example/"
     assert "<dateCreated>Wed, 12 Feb 2025 00:00:00 GMT</dateCreated>" in text
+
+
+def test_import_skips_and_names_feeds_already_configured(
+    write_config: WriteConfig, tmp_path: Path
+) -> None:
+    config = write_config(
+        [
+            # The same feeds as two of the file's, written as people do: another case for the
+            # host, a trailing slash less, http for https.
+            {"url": "https://Torment-Nexus.mathewingram.com/rss", "name": "Torment"},
+            {"url": "http://daringfireball.net/feeds/main/", "name": "DF"},
+        ]
+    )
+    opml = tmp_path / "subscriptions.opml"
+    opml.write_text(EXPORTED, encoding="utf-8")
+
+    result = run_cli(config, "feeds", "import", str(opml))
+
+    assert tomllib.loads(result.stdout)["feeds"] == [
+        {"url": "https://lemire.me/blog/feed/", "name": 'Lemire & co "blog"'}
+    ]
+    assert result.stderr.splitlines() == [
+        "skipped, already configured: https://torment-nexus.mathewingram.com/rss/",
+        "skipped, already configured: https://daringfireball.net/feeds/main",
+    ]
+    with config.open("a", encoding="utf-8") as appended:
+        appended.write("\n" + result.stdout)
+    run_cli(config, "check-config")
+
+
+def test_import_skips_a_feed_that_polling_discovered_for_a_configured_page(
+    write_config: WriteConfig, upstream: UpstreamServer, tmp_path: Path
+) -> None:
+    feed_url = upstream.add("/rss/", FEED)
+    page_url = upstream.add(
+        "/blog/", PAGE.replace(REAL_FEED_URL, b"/rss/"), content_type="text/html"
+    )
+    config = write_config([{"url": page_url, "name": "Ghost"}])
+    run_cli(config, "poll", "--fetch-only")
+    opml = tmp_path / "subscriptions.opml"
+    opml.write_text(
+        f'<opml version="2.0"><body><outline text="g" xmlUrl="{feed_url}"/></body></opml>',
+        encoding="utf-8",
+    )
+
+    result = run_cli(config, "feeds", "import", str(opml))
+
+    assert result.stdout == ""
+    assert f"skipped, already configured: {feed_url}" in result.stderr
+
+
+def test_export_names_the_discovered_feed_not_the_page(
+    write_config: WriteConfig, upstream: UpstreamServer
+) -> None:
+    feed_url = upstream.add("/rss/", FEED)
+    page_url = upstream.add(
+        "/blog/", PAGE.replace(REAL_FEED_URL, b"/rss/"), content_type="text/html"
+    )
+    config = write_config([{"url": page_url, "name": "Ghost"}])
+    run_cli(config, "poll", "--fetch-only")
+
+    (outline,) = ElementTree.fromstring(run_cli(config, "feeds", "export").stdout).iter("outline")
+
+    assert outline.get("xmlUrl") == feed_url
+    assert outline.get("htmlUrl") == "https://torment-nexus.mathewingram.com/"

@@ -1,0 +1,103 @@
+"""``run``, ``worker``, ``serve`` and ``poll``: the daemon, its halves, and a poll now."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from aggregator.cli.base import err, main, open_store, settings_of, utc_now
+from aggregator.errors import AggregatorError
+from aggregator.store import Store
+
+if TYPE_CHECKING:
+    from aggregator.pipeline import Report
+
+
+@main.command()
+@click.pass_context
+def run(ctx: click.Context) -> None:
+    """The daemon: scheduler, pipeline and web server in one process."""
+    from aggregator.daemon import Daemon
+
+    settings = settings_of(ctx)
+    sys.exit(Daemon(settings, Store.from_settings(settings)).run())
+
+
+@main.command()
+@click.pass_context
+def worker(ctx: click.Context) -> None:
+    """Scheduler and pipeline only (no web server)."""
+    from aggregator.daemon import Daemon
+
+    settings = settings_of(ctx)
+    sys.exit(Daemon(settings, Store.from_settings(settings), web=False).run())
+
+
+@main.command()
+@click.pass_context
+def serve(ctx: click.Context) -> None:
+    """Web server only: published feeds, article pages, review."""
+    from aggregator.daemon import Daemon
+
+    settings = settings_of(ctx)
+    sys.exit(Daemon(settings, Store.from_settings(settings), worker=False).run())
+
+
+@main.command()
+@click.option("--feed", "feeds", multiple=True, help="Only this feed (name or URL); repeatable.")
+@click.option("--fetch-only", is_flag=True, help="Stop after storing entries.")
+@click.pass_context
+def poll(ctx: click.Context, feeds: tuple[str, ...], fetch_only: bool) -> None:
+    """Poll now, ignoring schedules, then process every waiting entry."""
+    from aggregator.parse_worker import release_idle
+    from aggregator.pipeline import Report, Services, process_backlog
+    from aggregator.polling import poll_feeds
+
+    settings = settings_of(ctx)
+    with open_store(settings, upgrade=True) as store:
+        store.sync_feeds(settings.feeds, settings, utc_now())
+        unknown = store.unknown_feed_names(feeds)
+        if unknown:
+            raise AggregatorError(f"no feed named {', '.join(map(repr, unknown))} in the config")
+        services = Services.build(settings, store)
+        report = Report()
+        try:
+            with _progress("feeds", len(feeds) or len(settings.feeds)) as advance:
+                poll_feeds(services, force=True, only=feeds, report=report, on_progress=advance)
+            release_idle()  # every feed is read: the parser's memory is the entries' now
+            if not fetch_only:
+                waiting = sum(v for k, v in store.backlog(utc_now()).items()
+                              if k in ("new", "extracted"))  # fmt: skip
+                with _progress("entries", waiting) as advance:
+                    process_backlog(services, retry_failed=True, report=report, on_progress=advance)
+        finally:
+            services.close()
+    _print_summary(report)
+
+
+@contextmanager
+def _progress(label: str, total: int) -> Iterator[Callable[[], None]]:
+    if not err.is_terminal or total == 0:
+        yield lambda: None
+        return
+    with Progress(
+        TextColumn(f"{label:8}"), BarColumn(), MofNCompleteColumn(), console=err, transient=True
+    ) as progress:
+        task = progress.add_task(label, total=total)
+        yield lambda: progress.advance(task)
+
+
+def _print_summary(report: Report) -> None:
+    feeds, entries = report.feeds, report.entries
+    click.echo(
+        f"feeds: {feeds['updated']} updated, {feeds['unchanged']} unchanged, "
+        f"{feeds['failed']} failed; entries: {entries['new']} new, {entries['updated']} updated, "
+        f"{entries['drafted']} drafted, {entries['skipped']} skipped, {entries['failed']} failed"
+    )
+    for line in report.errors:
+        click.echo(f"  error: {line}", err=True)

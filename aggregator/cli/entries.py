@@ -1,0 +1,84 @@
+"""``aggregator entries …``: what the pipeline skipped or keeps failing on, and retries."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from aggregator.cli.base import iso, main, open_store, out, print_json, settings_of, utc_now
+from aggregator.errors import AggregatorError
+
+
+@main.group()
+def entries() -> None:
+    """Entries with no draft: skipped (and why), failing (and the last error); retry them."""
+
+
+@entries.command("list")
+@click.option(
+    "--state",
+    type=click.Choice(["skipped", "failing", "pending", "drafted", "all"]),
+    default="all",
+    show_default=True,
+)
+@click.option("--feed", default=None, help="Only this feed (name, slug or URL).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def entries_list(ctx: click.Context, state: str, feed: str | None, as_json: bool) -> None:
+    """Entries of one state, newest first, with the reason or last error."""
+    from aggregator.entries_view import entry_json
+
+    settings = settings_of(ctx)
+    with open_store(settings, upgrade=True) as store:
+        items = store.list_entries(state, feed=feed)
+    if as_json:
+        print_json([entry_json(e) for e in items])
+        return
+    table = Table("id", "state", "title", "feed", "attempts", "next try", "reason / last error")
+    for e in items:
+        table.add_row(
+            str(e.id), e.state, e.title, e.feed, str(e.attempts), iso(e.next_attempt_at) or "",
+            e.reason or e.last_error or "",
+        )  # fmt: skip
+    out.print(table)
+
+
+@entries.command("retry")
+@click.argument("ids", type=int, nargs=-1, required=True)
+@click.pass_context
+def entries_retry(ctx: click.Context, ids: tuple[int, ...]) -> None:
+    """Take entries again at the next pass (`poll`, or the daemon's next tick)."""
+    settings = settings_of(ctx)
+    failures = 0
+    with open_store(settings, upgrade=True) as store:
+        for entry_id in ids:
+            try:
+                entry = store.retry_entry(entry_id, now=utc_now())
+            except AggregatorError as exc:
+                click.echo(f"error: {exc}", err=True)
+                failures += 1
+                continue
+            click.echo(f"queued entry {entry.id} again: {entry.title}")
+    if failures:
+        sys.exit(1)
+
+
+@entries.command("translate")
+@click.argument("entry_id", type=int)
+@click.option(
+    "--body-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+    help="The article's text (HTML), e.g. a licensed copy of a members-only post.",
+)  # fmt: skip
+@click.pass_context
+def entries_translate(ctx: click.Context, entry_id: int, body_file: Path) -> None:
+    """Translate an entry from a text you give (sanitized); the next pass drafts it."""
+    from aggregator.entries_view import translate_pasted_text
+
+    settings = settings_of(ctx)
+    html = body_file.read_text(encoding="utf-8")
+    with open_store(settings, upgrade=True) as store:
+        entry = translate_pasted_text(store, settings, entry_id, html, now=utc_now())
+    click.echo(f"entry {entry.id} queued for translation from your text: {entry.title}")

@@ -1,0 +1,118 @@
+"""``aggregator feeds …``: health, OPML import and export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.table import Table
+
+from aggregator import config as config_module
+from aggregator import health
+from aggregator import opml as opml_module
+from aggregator.cli.base import (
+    iso,
+    main,
+    open_store,
+    out,
+    print_json,
+    settings_of,
+    utc_now,
+    words_of,
+)
+from aggregator.store import FeedHealth
+
+
+@main.group()
+def feeds() -> None:
+    """Feeds: health, OPML import and export."""
+
+
+def _feed_json(feed: FeedHealth) -> dict[str, Any]:
+    return {
+        "url": feed.url,
+        "name": feed.name,
+        "slug": feed.slug,
+        "title": feed.title,
+        "status": feed.status,
+        "last_checked_at": iso(feed.last_checked_at),
+        "next_check_at": iso(feed.next_check_at),
+        "error_count": feed.error_count,
+        "last_error": feed.last_error,
+        "entries": feed.entries,
+        "status_text": health.status_words(feed),
+        "last_success_at": iso(feed.last_success_at),
+        "config_url": feed.config_url,
+    }
+
+
+@feeds.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def feeds_list(ctx: click.Context, as_json: bool) -> None:
+    """Each feed's status, last and next check, errors and entries."""
+    settings = settings_of(ctx)
+    with open_store(settings, upgrade=True) as store:
+        store.sync_feeds(settings.feeds, settings, utc_now())
+        feeds_health = store.feed_health()
+    if as_json:
+        print_json([_feed_json(f) for f in feeds_health])
+        return
+    now, words = utc_now(), words_of(settings)
+    table = Table("name", "status", "last check", "next check", "errors", "entries", "last error")
+    for f in feeds_health:
+        table.add_row(
+            f.name, health.status_words(f, words), health.ago(f.last_checked_at, now, words),
+            health.until(f.next_check_at, now, words), str(f.error_count), str(f.entries),
+            f.last_error or "",
+        )  # fmt: skip
+    out.print(table)
+
+
+@feeds.command("import")
+@click.argument("opml", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_context
+def feeds_import(ctx: click.Context, opml: Path) -> None:
+    """Print [[feeds]] tables for the feeds of an OPML file, to append to config.toml.
+
+    Feeds that config.toml already follows (by their URL, or the feed URL polling found for
+    them) are left out and named on stderr, so the appended config still loads.
+    """
+    found = opml_module.read_opml(opml.read_bytes(), str(opml))
+    fresh, skipped = opml_module.new_feeds(found, _followed_urls(ctx))
+    for feed in skipped:
+        click.echo(f"skipped, already configured: {feed.url}", err=True)
+    if fresh:
+        click.echo(opml_module.feeds_toml(fresh), nl=False)
+    else:
+        click.echo("every feed of the file is already configured", err=True)
+
+
+def _followed_urls(ctx: click.Context) -> list[str]:
+    """The feed URLs of the config in use, when there is one, and what polling learnt."""
+    path = config_module.config_path(ctx.find_root().obj)
+    if not path.exists():
+        return []
+    settings = config_module.load(path)
+    with open_store(settings, upgrade=True) as store:
+        learnt = [url for f in store.feed_health() for url in (f.url, f.config_url)]
+    return [feed.url for feed in settings.feeds] + learnt
+
+
+@feeds.command("export")
+@click.pass_context
+def feeds_export(ctx: click.Context) -> None:
+    """Print the configured feeds as OPML."""
+    settings = settings_of(ctx)
+    with open_store(settings, upgrade=True) as store:
+        known = {f.config_url: f for f in store.feed_health()}
+    click.echo(
+        opml_module.write_opml(
+            settings.feeds,
+            now=utc_now(),
+            titles={url: f.title for url, f in known.items() if f.title},
+            sites={url: f.site_url for url, f in known.items() if f.site_url},
+            feed_urls={url: f.url for url, f in known.items() if f.url},
+        )
+    )
