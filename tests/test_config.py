@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,13 +21,44 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def test_shipped_config_is_valid_and_follows_the_torment_nexus() -> None:
-    settings = config.load(REPO / "config.toml")
+# The checkout's config.toml is the user's to edit (the README says so): no test reads it.
+# What is shipped is checked through copies that a user's edits do not touch.
+
+
+def test_the_readme_config_is_valid_and_follows_the_torment_nexus(tmp_path: Path) -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## The configuration", 1)[1]
+    block = re.search(r"```toml\n(.*?)```", section, re.DOTALL)
+    assert block, "README.md has no ```toml block under 'The configuration'"
+    settings = config.load(write(tmp_path, block.group(1)))
     assert settings.translation.engine == "google"
     assert settings.translation.target_language == "fr"
     assert settings.database.url.startswith("sqlite:///")
     assert [f.url for f in settings.feeds] == ["https://torment-nexus.mathewingram.com/rss/"]
     assert settings.feeds[0].interval == 30 * 60
+
+
+def test_the_shipped_config_as_committed_passes_check_config(tmp_path: Path) -> None:
+    # `git show HEAD:config.toml`: the file as shipped, whatever the working copy now says.
+    shown = subprocess.run(
+        ["git", "-C", str(REPO), "show", "HEAD:config.toml"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if shown.returncode != 0:
+        pytest.skip(f"not a git checkout with a committed config.toml: {shown.stderr.strip()}")
+    path = write(tmp_path, shown.stdout)
+    result = subprocess.run(
+        [sys.executable, "-m", "aggregator", "--config", str(path), "check-config"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"{path}: ok" in result.stdout
 
 
 def test_defaults_apply_to_an_empty_file(tmp_path: Path) -> None:
