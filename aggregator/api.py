@@ -17,11 +17,14 @@ from starlette.responses import JSONResponse, Response
 
 from aggregator.auth import Reviewer
 from aggregator.desk import ACTIONS, Desk
+from aggregator.entries_view import entry_json
 from aggregator.errors import InvalidEditError
 from aggregator.models import DraftStatus
 from aggregator.openapi import openapi_document
 from aggregator.publish import credit_html
 from aggregator.store import DraftView
+from aggregator.store.listing import LISTED_STATES
+from aggregator.untrusted import plain_text, safe_http_url
 from aggregator.web_input import Problem, expected_version, read_json_object
 
 API_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
@@ -38,10 +41,11 @@ def draft_summary(d: DraftView, base_url: str) -> dict[str, Any]:
         "id": d.id,
         "status": d.status.value,
         "version": d.version,
-        "title": d.title,
-        "original_title": d.original_title,
-        "original_url": d.original_url,
-        "author": d.author,
+        # Text and links leave here as they leave in the feeds: no controls, web URLs only.
+        "title": plain_text(d.title),
+        "original_title": plain_text(d.original_title),
+        "original_url": safe_http_url(d.original_url),
+        "author": plain_text(d.author) if d.author else d.author,
         "feed": d.feed,
         "feed_slug": d.feed_slug,
         "created_at": iso(d.created_at),
@@ -50,9 +54,9 @@ def draft_summary(d: DraftView, base_url: str) -> dict[str, Any]:
         "reviewed_by": d.reviewed_by,
         "warnings": list(d.warnings),
         "stale": d.stale,
-        "article_url": (
-            f"{base_url.rstrip('/')}/articles/{d.id}" if d.status == DraftStatus.APPROVED else None
-        ),
+        "article_url": f"{base_url.rstrip('/')}/articles/{d.id}" if d.published else None,
+        "published": d.published,
+        "withdrawn_at": iso(d.withdrawn_at),
     }
 
 
@@ -81,6 +85,12 @@ class ApiViews:
                 + ("; the token given is not valid" if given else ""),
                 headers={"WWW-Authenticate": 'Bearer realm="aggregator"'},
             )
+        if writing and reviewer.scope != "write":
+            raise Problem(
+                403,
+                f"the API token {reviewer.name!r} has the scope 'read': it cannot change "
+                "anything (give a token with the scope 'write')",
+            )
         if writing and not self.desk.auth.check_csrf(reviewer, request.headers.get("x-csrf-token")):
             raise Problem(
                 403,
@@ -103,6 +113,19 @@ class ApiViews:
             "source_language": d.source_language,
             "target_language": d.target_language,
             "source_changed_at": iso(d.source_changed_at),
+            "edited": list(d.edited),
+            "edit_flags": [
+                {
+                    "part": f.part,
+                    "index": f.index,
+                    "text": f.text,
+                    "old_source": f.old_source,
+                    "new_source": f.new_source,
+                    "flagged_at": iso(f.flagged_at),
+                }
+                for f in d.flags
+            ],
+            "review_policy": "manual",
             "blocks": [
                 {
                     "index": p.index,
@@ -133,8 +156,8 @@ class ApiViews:
         self._reviewer(request, writing=False)
         params = request.query_params
         status = params.get("status", "pending")
-        if status not in ("pending", "approved", "rejected", "all"):
-            raise Problem(422, "'status' must be pending, approved, rejected or all")
+        if status not in ("pending", "approved", "rejected", "withdrawn", "all"):
+            raise Problem(422, "'status' must be pending, approved, rejected, withdrawn or all")
         limit = _bounded_int(params.get("limit", "50"), "limit", 1, MAX_PAGE)
         offset = _bounded_int(params.get("offset", "0"), "offset", 0, 10**9)
         feed = params.get("feed")
@@ -210,6 +233,33 @@ class ApiViews:
         draft_id = request.path_params["id"]
         await run_in_threadpool(self.desk.act, reviewer, draft_id, version, action)
         return self._with_etag(await run_in_threadpool(self._detail, draft_id))
+
+    # ------------------------------------------------------------ entries
+
+    def list_entries(self, request: Request) -> Response:
+        self._reviewer(request, writing=False)
+        params = request.query_params
+        state = params.get("state", "all")
+        if state not in LISTED_STATES:
+            raise Problem(422, f"'state' must be one of {', '.join(LISTED_STATES)}")
+        limit = _bounded_int(params.get("limit", "50"), "limit", 1, MAX_PAGE)
+        offset = _bounded_int(params.get("offset", "0"), "offset", 0, 10**9)
+        found = self.desk.store.list_entries(state, feed=params.get("feed") or None)
+        return json_response(
+            {
+                "entries": [entry_json(e) for e in found[offset : offset + limit]],
+                "total": len(found),
+                "limit": limit,
+                "offset": offset,
+            }
+        )
+
+    async def retry_entry(self, request: Request) -> Response:
+        self._reviewer(request, writing=True)
+        entry = await run_in_threadpool(
+            self.desk.store.retry_entry, request.path_params["id"], now=self.desk.now()
+        )
+        return json_response(entry_json(entry))
 
 
 def _bounded_int(raw: str, name: str, low: int, high: int) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import ipaddress
 import os
 import re
 import tomllib
@@ -20,6 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from aggregator.errors import ConfigError
+from aggregator.i18n import available_languages
 
 DEFAULT_CONFIG = "config.toml"
 ENGINES = ("google", "libre", "deepl", "microsoft", "mymemory")
@@ -61,6 +63,9 @@ class ServerSettings:
     port: int = 8080
     base_url: str = "http://127.0.0.1:8080"
     title: str = "Newsletters en français"
+    # Addresses (or networks) of the reverse proxies whose X-Forwarded-For and
+    # X-Forwarded-Proto are believed; empty: none, the TCP peer is the client.
+    trusted_proxies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,9 @@ class FetchSettings:
     user_agent: str = ""
     concurrency: int = 16
     per_host_concurrency: int = 2
+    # How long parsing one feed may take (in a child process) before it is abandoned as
+    # that feed's error; the web server and the scheduler never wait for it.
+    parse_timeout: Duration = Duration(30)
 
 
 @dataclass(frozen=True)
@@ -107,6 +115,9 @@ class TranslationSettings:
     breaker_threshold: int = 3
     breaker_cooldown: Duration = Duration(60)
     glossary: GlossarySettings = GlossarySettings()
+    # Blocks that recur across a feed's entries (a newsletter's intro and sign-off):
+    # "drop" them from every draft (listed in its warnings) or "keep" them (one translation).
+    recurring_blocks: str = "drop"
     libre: EngineSettings = EngineSettings()
     google: EngineSettings = EngineSettings()
     deepl: EngineSettings = EngineSettings()
@@ -145,6 +156,8 @@ class LogSettings:
 @dataclass(frozen=True)
 class PublishSettings:
     max_entries: int = 50
+    # Articles on one page of the public home page (/, /?page=2, …).
+    home_page_size: int = 20
     # WebSub hub told about every change of the published feeds ("" = none).
     hub_url: str = ""
     # How long a rendered feed is served before the database is asked whether it changed.
@@ -169,9 +182,17 @@ class ReviewSettings:
     # Default: "session-secret" in $STATE_DIRECTORY, else beside the SQLite database.
     session_secret_file: str = ""
     session_lifetime: Duration = Duration(12 * 3600)
+    # A session unused this long is over (it is kept alive by using the desk).
+    session_idle_timeout: Duration = Duration(8 * 3600)
+    # Failed logins in a row, per account and client, before each further attempt waits
+    # login_delay, then twice as long each time, at most login_window.
     login_attempts: int = 5
+    login_delay: Duration = Duration(1)
     login_window: Duration = Duration(15 * 60)
     max_body_bytes: int = 1024 * 1024
+    # The desk's and the editor's CLI language (a catalogue in aggregator/locale/, or "en");
+    # empty: the translation's target language when it has a catalogue, else English.
+    language: str = ""
 
 
 @dataclass(frozen=True)
@@ -179,6 +200,9 @@ class FeedSettings:
     url: str
     name: str = ""
     interval: Duration | None = None
+    # May this feed's article links, redirects and discovered links reach private
+    # addresses? Unset: [fetch] allow_private_networks. Its own URL's origin always may.
+    allow_private_networks: bool | None = None
 
     @property
     def display_name(self) -> str:
@@ -200,6 +224,14 @@ class Settings:
 
     def feed_interval(self, feed: FeedSettings) -> float:
         return float(feed.interval or self.schedule.default_interval)
+
+    def private_networks_allowed(self, feed_url: str) -> bool:
+        """Whether URLs from the content of the feed written as ``feed_url`` in config.toml
+        may reach private addresses: the feed's own key, else ``[fetch]``'s."""
+        for feed in self.feeds:
+            if feed.url == feed_url and feed.allow_private_networks is not None:
+                return feed.allow_private_networks
+        return self.fetch.allow_private_networks
 
 
 def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -373,7 +405,10 @@ def _check(settings: Settings, file: Path) -> None:
         raise ConfigError(f"{file}: 'server.port' must be between 1 and 65535")
     seen: set[str] = set()
     for i, feed in enumerate(settings.feeds):
-        parts = urlsplit(feed.url)
+        try:
+            parts = urlsplit(feed.url)
+        except ValueError as exc:  # "Invalid IPv6 URL"
+            raise ConfigError(f"{file}: 'feeds[{i}].url' is not a valid URL ({exc})") from None
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ConfigError(f"{file}: 'feeds[{i}].url' must be an http(s) URL, got {feed.url!r}")
         if feed.url in seen:
@@ -390,14 +425,34 @@ def _check_review(settings: Settings, file: Path) -> None:
         raise ConfigError(f"{file}: 'publish.hub_url' must be an http(s) URL, got {hub!r}")
     if settings.publish.max_entries < 1:
         raise ConfigError(f"{file}: 'publish.max_entries' must be at least 1")
+    if settings.publish.home_page_size < 1:
+        raise ConfigError(f"{file}: 'publish.home_page_size' must be at least 1")
     review = settings.review
     for key in ("login_attempts", "max_body_bytes"):
         if getattr(review, key) < 1:
             raise ConfigError(f"{file}: 'review.{key}' must be at least 1")
+    if review.language and review.language not in available_languages():
+        raise ConfigError(
+            f"{file}: 'review.language' must be one of {', '.join(available_languages())} "
+            f"(a catalogue in aggregator/locale/), got {review.language!r}"
+        )
+    for i, proxy in enumerate(settings.server.trusted_proxies):
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"{file}: 'server.trusted_proxies[{i}]' must be an IP address or network "
+                f'such as "127.0.0.1" or "10.0.0.0/8", got {proxy!r}'
+            ) from None
 
 
 def _check_translation(translation: TranslationSettings, file: Path) -> None:
     """Fallback engines are known and usable; glossary entries are not empty."""
+    if translation.recurring_blocks not in ("drop", "keep"):
+        raise ConfigError(
+            f'{file}: \'translation.recurring_blocks\' must be "drop" or "keep", '
+            f"got {translation.recurring_blocks!r}"
+        )
     seen = {translation.engine}
     for i, name in enumerate(translation.fallback):
         key = f"translation.fallback[{i}]"
@@ -437,6 +492,8 @@ def _check_operations(settings: Settings, file: Path) -> None:
     """Concurrency is positive; the shutdown grace fits systemd's stop timeout; known log keys."""
     if settings.schedule.entry_concurrency < 1:
         raise ConfigError(f"{file}: 'schedule.entry_concurrency' must be at least 1")
+    if settings.fetch.parse_timeout <= 0:
+        raise ConfigError(f"{file}: 'fetch.parse_timeout' must be longer than 0s")
     if settings.schedule.shutdown_grace > 8:
         raise ConfigError(
             f"{file}: 'schedule.shutdown_grace' must be at most 8s (the daemon exits within 10s)"

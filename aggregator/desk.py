@@ -25,17 +25,26 @@ from aggregator.compare import (
     source_changes,
 )
 from aggregator.config import Settings
-from aggregator.errors import InvalidEditError
+from aggregator.errors import InvalidEditError, NotFoundError
+from aggregator.images import upstream_html
 from aggregator.public import PublicationCache
 from aggregator.store import DraftView, Store
-from aggregator.store.snapshots import DraftDetail
+from aggregator.store.snapshots import DraftDetail, EditFlag
+from aggregator.untrusted import is_row_id, plain_text
 from aggregator.websub import HubNotifier
 
-ACTIONS = ("approve", "reject", "retranslate", "acknowledge")
+ACTIONS = ("approve", "reject", "retranslate", "acknowledge", "withdraw")
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def checked_id(draft_id: int) -> int:
+    """A draft id from a URL, or NotFoundError (404) past what the database can hold."""
+    if not is_row_id(draft_id):
+        raise NotFoundError(f"no draft with id {draft_id}")
+    return draft_id
 
 
 @dataclass(frozen=True)
@@ -51,6 +60,17 @@ class DraftPage:
     @property
     def draft(self) -> DraftView:
         return self.detail.draft
+
+    @property
+    def block_flags(self) -> dict[int, EditFlag]:
+        """Blocks whose edit was kept over a changed original, by index."""
+        return {f.index: f for f in self.draft.flags if f.index is not None}
+
+    @property
+    def other_flags(self) -> list[EditFlag]:
+        """The title's or whole body's flag, or a block that is no longer in the article."""
+        shown = set(range(len(self.pairs)))
+        return [f for f in self.draft.flags if f.index is None or f.index not in shown]
 
 
 @dataclass
@@ -78,7 +98,7 @@ class Desk:
     # ------------------------------------------------------------ reading
 
     def page(self, draft_id: int) -> DraftPage:
-        detail = self.store.get_draft_detail(draft_id)
+        detail = self.store.get_draft_detail(checked_id(draft_id))
         draft = detail.draft
         changes = None
         if draft.stale and detail.reviewed_source_html is not None:
@@ -120,11 +140,17 @@ class Desk:
         body_html: str | None = None,
         blocks: Sequence[tuple[int, str]] = (),
     ) -> DraftView:
-        """Title, whole body or some blocks, checked and sanitized, in one versioned write."""
+        """Title, whole body or some blocks, checked and sanitized, in one versioned write.
+
+        Control and bidi override characters never reach the draft (``plain_text``); images
+        shown through the desk's image route get their upstream address back.
+        """
+        checked_id(draft_id)
         if body_html is not None and blocks:
             raise InvalidEditError("send either the whole body or some blocks, not both")
-        new_title = clean_title(title) if title is not None else None
-        new_body = clean_body(body_html) if body_html is not None else None
+        new_title = clean_title(plain_text(title)) if title is not None else None
+        new_body = clean_body(upstream_html(body_html)) if body_html is not None else None
+        blocks = [(index, upstream_html(plain_text(html))) for index, html in blocks]
         detail = "title" if new_title is not None else None
         if blocks:
             current = self.store.get_draft(draft_id)
@@ -138,6 +164,10 @@ class Desk:
             detail = f"{detail + ', ' if detail else ''}body"
         if new_title is None and new_body is None:
             raise InvalidEditError("nothing to change: give a title, a body or blocks")
+        # Saving a part settles its flag (an edit kept over a changed original).
+        confirm = [f"block {index + 1}" for index, _ in blocks]
+        if new_title is not None:
+            confirm.append("title")
         draft = self.store.edit(
             draft_id,
             actor=who.name,
@@ -146,11 +176,13 @@ class Desk:
             body_html=new_body,
             expected_version=version,
             detail=detail,
+            confirm=confirm,
         )
         self._changed()
         return draft
 
     def act(self, who: Reviewer, draft_id: int, version: int, action: str) -> DraftView:
+        checked_id(draft_id)
         now = self.now()
         if action == "approve":
             draft = self.store.approve(draft_id, actor=who.name, now=now, expected_version=version)
@@ -160,6 +192,8 @@ class Desk:
             draft = self.store.request_retranslation(
                 draft_id, actor=who.name, now=now, expected_version=version
             )
+        elif action == "withdraw":
+            draft = self.store.withdraw(draft_id, actor=who.name, now=now, expected_version=version)
         elif action == "acknowledge":
             current = current_source_html(self.store.get_draft_detail(draft_id))
             draft = self.store.acknowledge_source_change(

@@ -59,6 +59,7 @@ class DraftStatus(enum.StrEnum):
     PENDING = "pending"
     APPROVED = "approved"
     REJECTED = "rejected"
+    WITHDRAWN = "withdrawn"  # was published, taken out of the feeds by an editor
 
 
 def _enum(kind: type[enum.StrEnum]) -> Enum:
@@ -170,11 +171,46 @@ class Draft(Base):
     # The source as it was when the draft was approved: what a stale draft is diffed against.
     reviewed_source_html: Mapped[str | None] = mapped_column(Text)
     source_changed_at: Mapped[datetime | None]
+    # The version the feeds and the article page serve, copied at approval: redrafting a
+    # published article leaves it as it is until the new version is approved.
+    published_title: Mapped[str | None] = mapped_column(Text)
+    published_body_html: Mapped[str | None] = mapped_column(Text)
+    published_approved_at: Mapped[datetime | None] = mapped_column(index=True)
+    published_by: Mapped[str | None] = mapped_column(String(200))
+    withdrawn_at: Mapped[datetime | None]  # taken out of the feeds; its page answers 410
 
     entry: Mapped[Entry] = relationship(back_populates="draft")
     events: Mapped[list[DraftEvent]] = relationship(
         back_populates="draft", order_by="DraftEvent.id"
     )
+    edits: Mapped[list[DraftEdit]] = relationship(
+        back_populates="draft", order_by="DraftEdit.id", cascade="all, delete-orphan"
+    )
+
+
+class DraftEdit(Base):
+    """An editor's change to one part of a draft, re-applied over every redraft.
+
+    ``kind`` is "title", "block" (``block``: its index, from 0) or "body" (a change of the
+    article's structure, kept whole). ``source`` is the original text the edit was made
+    against; when a redraft finds it changed, the edit is kept and flagged: ``new_source``
+    holds the original as it is now, until the editor saves that part again or approves.
+    """
+
+    __tablename__ = "draft_edits"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    draft_id: Mapped[int] = mapped_column(ForeignKey("drafts.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    block: Mapped[int | None] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(Text)
+    new_source: Mapped[str | None] = mapped_column(Text)
+    flagged_at: Mapped[datetime | None]
+    actor: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[datetime]
+
+    draft: Mapped[Draft] = relationship(back_populates="edits")
 
 
 class DraftEvent(Base):
@@ -229,9 +265,63 @@ class EngineUsage(Base):
     requests: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class User(Base):
+    """A person who may log in to the desk: their name goes into the audit trail and the
+    credit. ``password_hash`` is an scrypt hash (``auth.hash_password``); a disabled user
+    keeps their row so that the audit trail still names someone who existed."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    # casefolded name: "Camille" and "camille" are one account
+    name_key: Mapped[str] = mapped_column(String(100), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(300))
+    role: Mapped[str] = mapped_column(String(16))  # "editor" | "admin"
+    created_at: Mapped[datetime]
+    password_changed_at: Mapped[datetime]
+    disabled_at: Mapped[datetime | None]
+    last_login_at: Mapped[datetime | None]
+
+
+class BrowserSession(Base):
+    """A logged-in browser. The cookie holds a random token; only its SHA-256 is stored, so
+    a copy of the database does not give anyone a session. Deleting the row ends it."""
+
+    __tablename__ = "browser_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # None for the shared-password mode, where ``name`` is the name typed at login.
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    # Shared-password mode: an HMAC of the password the session was opened with; a session
+    # whose fingerprint is not the current password's is over.
+    password_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class LoginAttempt(Base):
+    """Consecutive failed logins of one account from one client, and when the next attempt
+    may come: kept in the database so that restarting the server does not reset them."""
+
+    __tablename__ = "login_attempts"
+
+    account: Mapped[str] = mapped_column(String(200), primary_key=True)  # "" = shared password
+    client: Mapped[str] = mapped_column(String(100), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    next_allowed_at: Mapped[datetime]
+    last_attempt_at: Mapped[datetime] = mapped_column(index=True)
+
+
 __all__ = [
     "Base",
+    "BrowserSession",
     "Draft",
+    "DraftEdit",
     "DraftEvent",
     "DraftStatus",
     "EngineUsage",
@@ -239,5 +329,7 @@ __all__ = [
     "EntryState",
     "Feed",
     "FeedStatus",
+    "LoginAttempt",
     "TranslationMemory",
+    "User",
 ]

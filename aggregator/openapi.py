@@ -73,7 +73,7 @@ SCHEMAS: dict[str, Any] = {
         ],
         "properties": {
             "id": {"type": "integer"},
-            "status": {"enum": ["pending", "approved", "rejected"]},
+            "status": {"enum": ["pending", "approved", "rejected", "withdrawn"]},
             "version": {"type": "integer", "description": "Send it back with every change."},
             "title": {"type": "string", "description": "French title."},
             "original_title": {"type": "string"},
@@ -91,6 +91,25 @@ SCHEMAS: dict[str, Any] = {
                 "description": "Approved, and the original changed since: look again.",
             },
             "article_url": _NULLABLE_STRING,
+            "published": {
+                "type": "boolean",
+                "description": "A version is in the feeds (while a redraft of a published "
+                "article waits for review: the one approved before).",
+            },
+            "withdrawn_at": _NULLABLE_TIME,
+        },
+    },
+    "EditFlag": {
+        "type": "object",
+        "description": "An edit kept over a redraft although its original changed.",
+        "required": ["part", "index", "text", "old_source", "new_source", "flagged_at"],
+        "properties": {
+            "part": {"type": "string"},
+            "index": {"type": ["integer", "null"]},
+            "text": {"type": "string"},
+            "old_source": {"type": "string", "description": "The original the edit was made on."},
+            "new_source": {"type": "string", "description": "The original as it is now."},
+            "flagged_at": {"type": "string", "format": "date-time"},
         },
     },
     "Block": {
@@ -153,6 +172,14 @@ SCHEMAS: dict[str, Any] = {
                         },
                     },
                     "events": {"type": "array", "items": _ref("Event")},
+                    "edited": {
+                        "type": "array",
+                        "items": {"type": "string"},
+                        "description": 'Parts changed by an editor ("title", "block N" from 1, '
+                        '"body"), kept over every redraft.',
+                    },
+                    "edit_flags": {"type": "array", "items": _ref("EditFlag")},
+                    "review_policy": {"enum": ["manual"]},
                 },
             },
         ]
@@ -194,6 +221,51 @@ SCHEMAS: dict[str, Any] = {
             },
         },
     },
+    "Entry": {
+        "type": "object",
+        "required": [
+            "id",
+            "feed",
+            "title",
+            "url",
+            "state",
+            "reason",
+            "attempts",
+            "last_error",
+            "next_attempt_at",
+        ],
+        "properties": {
+            "id": {"type": "integer"},
+            "feed": {"type": "string"},
+            "title": {"type": "string", "description": "The original title."},
+            "url": {**_NULLABLE_STRING, "description": "The original article."},
+            "state": {
+                "enum": ["skipped", "failing", "pending", "drafted"],
+                "description": "skipped: not translated (see reason); failing: the last "
+                "attempt failed (see last_error), retried at next_attempt_at.",
+            },
+            "reason": {**_NULLABLE_STRING, "description": "Why a skipped entry was skipped."},
+            "attempts": {"type": "integer"},
+            "last_error": _NULLABLE_STRING,
+            "next_attempt_at": _NULLABLE_TIME,
+            "feed_slug": {"type": "string"},
+            "stage": {"enum": ["new", "extracted", "drafted", "skipped"]},
+            "published_at": _NULLABLE_TIME,
+            "updated_at": {"type": "string", "format": "date-time"},
+            "full_text_source": _NULLABLE_STRING,
+            "draft_id": {"type": ["integer", "null"]},
+        },
+    },
+    "EntryList": {
+        "type": "object",
+        "required": ["entries", "total", "limit", "offset"],
+        "properties": {
+            "entries": {"type": "array", "items": _ref("Entry")},
+            "total": {"type": "integer"},
+            "limit": {"type": "integer"},
+            "offset": {"type": "integer"},
+        },
+    },
     "VersionOnly": {
         "type": "object",
         "additionalProperties": False,
@@ -214,7 +286,10 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
     actions = {
         "approve": "Approve a pending draft: it is published, credited to you.",
         "reject": "Reject a pending draft: it is never published and never comes back.",
-        "retranslate": "Send the draft back to translation; it becomes pending.",
+        "retranslate": "Send the draft back to translation; it becomes pending (a published "
+        "version stays in the feeds until the new one is approved).",
+        "withdraw": "Take a published draft out of the feeds; /articles/{id} then answers "
+        "410 Gone.",
         "acknowledge": "Keep a stale draft's translation after looking at what changed.",
     }
     paths: dict[str, Any] = {
@@ -227,7 +302,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                         "name": "status",
                         "in": "query",
                         "schema": {
-                            "enum": ["pending", "approved", "rejected", "all"],
+                            "enum": ["pending", "approved", "rejected", "withdrawn", "all"],
                             "default": "pending",
                         },
                     },
@@ -277,6 +352,48 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                 ],
                 "responses": {"200": _json(_ref("EventList"), "Events."), **_ERRORS},
             }
+        },
+        "/api/entries": {
+            "get": {
+                "operationId": "listEntries",
+                "summary": "Entries of one state, newest first: skipped ones with their reason "
+                "(members-only posts among them), failing ones with their last error.",
+                "parameters": [
+                    {
+                        "name": "state",
+                        "in": "query",
+                        "schema": {
+                            "enum": ["skipped", "failing", "pending", "drafted", "all"],
+                            "default": "all",
+                        },
+                    },
+                    {
+                        "name": "feed",
+                        "in": "query",
+                        "description": "A feed's name, slug or URL.",
+                        "schema": {"type": "string"},
+                    },
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 200},
+                    },
+                    {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                ],
+                "responses": {"200": _json(_ref("EntryList"), "Entries."), **_ERRORS},
+            }
+        },
+        "/api/entries/{id}/retry": {
+            "parameters": [_DRAFT_ID],
+            "post": {
+                "operationId": "retryEntry",
+                "summary": "Take a skipped, failing or pending entry again at the next pass "
+                "(a skipped one from its full text). 409 when it already has a draft.",
+                "responses": {
+                    "200": _json(_ref("Entry"), "The entry, as it is now."),
+                    **_WRITE_ERRORS,
+                },
+            },
         },
         "/api/openapi.json": {
             "get": {

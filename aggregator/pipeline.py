@@ -11,23 +11,30 @@ session open, and writes the outcome back. Every stage is safe to run twice.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from html import escape
 
 from aggregator import decide
-from aggregator.boilerplate import remove_boilerplate
+from aggregator.boilerplate import recorded_drops, remove_boilerplate, remove_recurring
 from aggregator.chain import BreakerBoard, EngineChain, GuardedEngine
 from aggregator.config import ENGINES, Settings
 from aggregator.engines import Engine, build_engines
-from aggregator.errors import AggregatorError, FetchError, TranslateError
+from aggregator.errors import AggregatorError, FetchError, TranslateError, UnexpectedError
 from aggregator.extract import (
+    drop_title_heading,
     extract_article,
     feed_content_is_full,
+    fragment_names,
+    is_link_post,
+    keep_fragment_links,
     paywall_reason,
+    restructure_cards,
     sanitize,
     text_of,
 )
@@ -36,6 +43,7 @@ from aggregator.glossary import Glossary
 from aggregator.language import detect
 from aggregator.models import EntryState
 from aggregator.store import DraftContent, EntryWork, PendingMemory, Progress, Store
+from aggregator.store.memory import FeedContext
 from aggregator.translate import translate_article
 
 log = logging.getLogger("aggregator.pipeline")
@@ -146,7 +154,7 @@ def process_backlog(
     entries claimed but not started are given back at once.
     """
     report = report or Report()
-    seen: set[int] = set()
+    seen: set[int] = set()  # ids this run has claimed; the highest is the cursor
     waiting: deque[EntryWork] = deque()
     running: set[Future[None]] = set()
     claiming = True
@@ -181,14 +189,19 @@ def process_backlog(
 def _claim_unseen(
     services: Services, limit: int, retry_failed: bool, seen: set[int]
 ) -> list[EntryWork]:
-    """Claim due entries this run has not yet taken; the others are given back."""
+    """Claim due entries this run has not yet taken; the others are given back.
+
+    Claims start after the newest entry this run took, so the run goes through the backlog
+    once, oldest first: with retry_failed an entry that fails again is due again at once,
+    and without the cursor the oldest failing ones would be all the run ever claims.
+    """
     claimed = services.store.claim_entries(
         services.clock(),
         timedelta(seconds=services.settings.schedule.lease),
         limit,
         retry_failed=retry_failed,
+        after=max(seen, default=0),
     )
-    # With retry_failed an entry that fails again is due again at once: once is enough.
     fresh = [entry for entry in claimed if entry.id not in seen]
     services.store.release_entries(entry.id for entry in claimed if entry.id in seen)
     seen.update(entry.id for entry in fresh)
@@ -253,7 +266,7 @@ def process_entry(services: Services, entry: EntryWork, report: Report) -> None:
                 engine=translation.engine,
                 characters=translation.characters,
                 requests=translation.requests,
-                warnings=translation.warnings,
+                warnings=(*dropped_warnings(full_html), *translation.warnings),
             ),
             now=services.clock(),
             progress=progress,
@@ -275,6 +288,19 @@ def process_entry(services: Services, entry: EntryWork, report: Report) -> None:
         )
         report.entry("failed", error=f"{entry.url or entry.title}: {exc}")
         log.warning("entry %s failed: %s", entry.url or entry.id, exc)
+    except Exception as exc:
+        # A bug or a library's surprise is this entry's error, not the end of the run.
+        log.error("entry %s failed unexpectedly", entry.url or entry.id, exc_info=True)
+        unexpected = UnexpectedError(f"unexpected error ({type(exc).__name__}: {exc})")
+        now = services.clock()
+        store.record_entry_error(
+            entry.id,
+            str(unexpected),
+            now=now,
+            next_attempt_at=decide.next_attempt_after_error(now, attempts=entry.attempts + 1),
+            progress=progress,
+        )
+        report.entry("failed", error=f"{entry.url or entry.title}: {unexpected}")
 
 
 def take_full_text(services: Services, entry: EntryWork) -> tuple[str, str] | str:
@@ -283,20 +309,100 @@ def take_full_text(services: Services, entry: EntryWork) -> tuple[str, str] | st
     Members-only previews are recognised from the feed when it says so, else from the page,
     and skipped with the reason before anything is sent to translation.
     """
-    base = entry.url or ""
     reason = paywall_reason(entry.content_html) or paywall_reason(entry.summary_html)
     if reason:
         return reason
+    context = services.store.feed_context(entry.feed_id, entry.id)
     if feed_content_is_full(entry.content_html, entry.summary_html):
-        return sanitize(remove_boilerplate(entry.content_html or ""), base or None), "feed"
+        return _from_feed(services, entry, context, entry.content_html or ""), "feed"
     feed_text = entry.content_html or entry.summary_html or ""
     if not entry.url:
         if feed_text.strip():
-            return sanitize(remove_boilerplate(feed_text)), "feed"
+            return _from_feed(services, entry, context, feed_text), "feed"
         return "the entry has no text and no link to an article"
-    # A link from feed content is untrusted: the fetcher's SSRF guard applies.
-    page = services.fetcher.get(entry.url, accept=PAGE_ACCEPT)
+    if text_of(feed_text) and is_link_post(entry.url, (context.site_url or context.url,)):
+        # A link blog's post: the feed's text is the blogger's comment on someone else's
+        # article. That article is neither fetched nor credited to the blogger: it stays
+        # the link the post is about.
+        html = _from_feed(services, entry, context, feed_text)
+        return with_link_to(html, entry.url, entry.title), "feed"
+    # A link from feed content is untrusted: the fetcher's SSRF guard applies, unless the
+    # feed's own allow_private_networks (else [fetch]'s) lifts it.
+    page = services.fetcher.get(
+        entry.url,
+        accept=PAGE_ACCEPT,
+        allow_private=services.settings.private_networks_allowed(entry.feed_config_url),
+    )
     reason = paywall_reason(page.body.decode("utf-8", "replace"))
     if reason:
         return reason
-    return extract_article(page.body, page.url).html, "page"
+    return _shaped(services, entry, context, extract_article(page.body, page.url).html), "page"
+
+
+def _from_feed(services: Services, entry: EntryWork, context: FeedContext, html: str) -> str:
+    """The feed's text of the entry as an article: boilerplate out, cards as blocks, links
+    inside the article kept inside it."""
+    cleaned = sanitize(restructure_cards(remove_boilerplate(html)), entry.url or None)
+    bases = (entry.url or "", context.url, context.site_url or "")
+    return _shaped(
+        services, entry, context, keep_fragment_links(cleaned, bases, fragment_names(html))
+    )
+
+
+def _shaped(services: Services, entry: EntryWork, context: FeedContext, html: str) -> str:
+    """Without the title repeated on top, and without the feed's recurring blocks
+    (``[translation] recurring_blocks = "drop"``, the default; "keep" translates them,
+    once, through the memory)."""
+    html = drop_title_heading(html, entry.title)
+    if services.settings.translation.recurring_blocks == "drop":
+        html = remove_recurring(html, context.recent, context.together)
+    return html
+
+
+def dropped_warnings(full_html: str) -> tuple[str, ...]:
+    """What the editor is told about the recurring blocks left out of this draft."""
+    return tuple(
+        f"recurring block left out (it comes back in this feed's entries): «{_excerpt(text)}»"
+        for text in recorded_drops(full_html)
+    )
+
+
+def _excerpt(text: str) -> str:
+    return text if len(text) <= 80 else text[:77].rstrip() + "…"
+
+
+def with_link_to(html: str, url: str, title: str) -> str:
+    """The article, ending with a link to ``url`` unless it already links there."""
+    if any(link == url for link in re.findall(r'href="([^"]*)"', html)):
+        return html
+    text = escape(title or url, quote=False)
+    return f'{html}<p><a href="{escape(url, quote=True)}">{text}</a></p>'
+
+
+def reread_changed_pages(
+    services: Services, feed_id: int, since: datetime, *, allow_private: bool | None = None
+) -> int:
+    """Read again the article page of each approved draft whose feed item changed since
+    ``since`` (this poll), so the desk can show what changed in the original.
+
+    The feed of such a draft carries only an excerpt: without this, the original the
+    editor is told has changed looks exactly as reviewed. A page that cannot be read, or
+    is now members-only, leaves the stored text as it was; the next change tries again.
+    ``allow_private`` is the feed's own setting, as for its article links. How many pages
+    were read again.
+    """
+    done = 0
+    for entry_id, url in services.store.changed_page_originals(feed_id, since):
+        try:
+            # A link from feed content is untrusted: the fetcher's SSRF guard applies.
+            page = services.fetcher.get(url, allow_private=allow_private, accept=PAGE_ACCEPT)
+            if paywall_reason(page.body.decode("utf-8", "replace")):
+                log.info("entry %s: the changed page is now members-only; kept as it was", url)
+                continue
+            html = extract_article(page.body, page.url).html
+        except AggregatorError as exc:
+            log.warning("entry %s: the changed page could not be read again: %s", url, exc)
+            continue
+        services.store.save_reread_page(entry_id, html, now=services.clock())
+        done += 1
+    return done

@@ -17,11 +17,18 @@ from urllib.parse import urlsplit
 
 from aggregator import decide
 from aggregator.discover import feed_links
-from aggregator.errors import AggregatorError, FetchError, NotAFeedError, ParseError
-from aggregator.fetch import FetchResult
+from aggregator.errors import (
+    AggregatorError,
+    FetchError,
+    NotAFeedError,
+    ParseError,
+    UnexpectedError,
+)
+from aggregator.fetch import FetchResult, origin_of
 from aggregator.models import FeedStatus
-from aggregator.parse import ParsedFeed, parse_feed
-from aggregator.pipeline import Report, Services
+from aggregator.parse import ParsedFeed
+from aggregator.parse_worker import parse_feed  # in a child process, with a deadline
+from aggregator.pipeline import Report, Services, reread_changed_pages
 from aggregator.store import FeedWork, Store, UnchangedPoll
 
 log = logging.getLogger("aggregator.polling")
@@ -114,12 +121,16 @@ def refresh_feed(
     """Fetch one feed, parse it and store its entries; a failure is stored, never raised."""
     store, now, settings = services.store, services.clock(), services.settings
     interval = timedelta(seconds=feed.interval_seconds)
-    trusted_host = urlsplit(feed.config_url or feed.url).hostname
+    # Trusted: exactly the origin written in config.toml; the rest of the feed's URLs are
+    # guarded unless the feed (or [fetch]) allows private networks.
+    trusted_origin = origin_of(feed.config_url or feed.url)
+    allow_private = settings.private_networks_allowed(feed.config_url or feed.url)
     try:
         result = services.fetcher.get(
             feed.url,
             trusted=True,
-            trusted_host=trusted_host,
+            trusted_origin=trusted_origin,
+            allow_private=allow_private,
             etag=feed.etag,
             last_modified=feed.last_modified,
             accept=FEED_ACCEPT,
@@ -146,9 +157,10 @@ def refresh_feed(
                 result.url,
                 result.headers.get("content-type"),
                 known_items=frozenset(feed.item_fingerprints),
+                timeout=settings.fetch.parse_timeout,
             )
         except NotAFeedError:
-            result, parsed = discover_feed(services, result, trusted_host)
+            result, parsed = discover_feed(services, result, trusted_origin, allow_private)
             body_hash = hashlib.sha256(result.body).hexdigest()
             new_url = result.permanent_url or result.url
             log.info("feed %s: the page links to its feed %s, now followed", feed.name, new_url)
@@ -168,6 +180,8 @@ def refresh_feed(
             max_updates_per_day=settings.schedule.max_updates_per_entry_per_day,
             item_fingerprints=parsed.item_fingerprints,
         )
+        if outcome.updated_entries:
+            reread_changed_pages(services, feed.id, now, allow_private=allow_private)
         if parsed.warning:
             log.warning("feed %s: %s", feed.name, parsed.warning)
         report.feed("updated")
@@ -179,6 +193,11 @@ def refresh_feed(
         )  # fmt: skip
     except AggregatorError as exc:
         record_failure(services, feed, exc, now, report)
+    except Exception as exc:
+        # A bug or a library's surprise is this feed's error, not the end of the poll.
+        log.error("feed %s failed unexpectedly", feed.name, exc_info=True)
+        unexpected = UnexpectedError(f"unexpected error ({type(exc).__name__}: {exc})")
+        record_failure(services, feed, unexpected, now, report)
 
 
 def _next_check(
@@ -201,11 +220,14 @@ def _next_check(
 
 
 def discover_feed(
-    services: Services, page: FetchResult, trusted_host: str | None
+    services: Services,
+    page: FetchResult,
+    trusted_origin: str | None,
+    allow_private: bool | None = None,
 ) -> tuple[FetchResult, ParsedFeed]:
     """The feed an HTML page announces with <link rel="alternate">, fetched and parsed.
 
-    A link found in a page is content, not configuration: it is trusted only on the host
+    A link found in a page is content, not configuration: it is trusted only on the origin
     written in config.toml, like a redirect.
     """
     candidates = feed_links(page.body, page.url)[:MAX_DISCOVERED_CANDIDATES]
@@ -214,8 +236,15 @@ def discover_feed(
     problems = []
     for url in candidates:
         try:
-            result = services.fetcher.get(url, trusted_host=trusted_host, accept=FEED_ACCEPT)
-            parsed = parse_feed(result.body, result.url, result.headers.get("content-type"))
+            result = services.fetcher.get(
+                url, trusted_origin=trusted_origin, allow_private=allow_private, accept=FEED_ACCEPT
+            )
+            parsed = parse_feed(
+                result.body,
+                result.url,
+                result.headers.get("content-type"),
+                timeout=services.settings.fetch.parse_timeout,
+            )
         except AggregatorError as exc:
             problems.append(f"{url}: {exc}")
             continue

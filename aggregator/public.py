@@ -24,14 +24,32 @@ from aggregator.auth import Auth
 from aggregator.config import Settings
 from aggregator.errors import NotFoundError
 from aggregator.extract import sanitize
-from aggregator.models import DraftStatus
-from aggregator.publish import FORMATS, Channel, atom_feed, credit_html
+from aggregator.publish import (
+    FORMATS,
+    Channel,
+    atom_feed,
+    credit_html,
+    french_date,
+    source_label,
+    summary_text,
+)
 from aggregator.representation import Representation, answer_to, represent
 from aggregator.store import Store
-from aggregator.store.snapshots import PublicationStamp
+from aggregator.store.snapshots import DraftView, PublicationStamp
+from aggregator.untrusted import is_row_id
 
 MAX_CACHED = 1024
+# The published feeds as the home page announces them (autodiscovery and its footer).
+HOME_FEEDS = (
+    ("atom", "application/atom+xml", "Atom"),
+    ("rss", "application/rss+xml", "RSS"),
+    ("json", "application/feed+json", "JSON Feed"),
+)
 NOT_FOUND_MAX_AGE = 60
+# An article page is the public republished article: its images stay where the original put
+# them (copying them would be republishing them too), but the page's Referrer-Policy is
+# no-referrer, so upstream hosts do not learn which page a reader is on. The review desk
+# never loads them from upstream: see ``images``.
 ARTICLE_POLICY = (
     "default-src 'none'; img-src https: http:; style-src 'self'; base-uri 'none'; "
     "form-action 'none'; frame-ancestors 'none'"
@@ -164,6 +182,16 @@ class PublicViews:
         )
         return send(request, rep)
 
+    async def home(self, request: Request) -> Response:
+        """The public French home page: what is published, newest first, paged."""
+        page = _page_number(request)
+        if page is None:
+            return _unprocessable("'page' must be a whole number from 1")
+        rep = await self.cache.get(
+            _feed_key("/", page), lambda stamp: self._render_home(stamp, page)
+        )
+        return send(request, rep)
+
     async def article(self, request: Request) -> Response:
         draft_id = request.path_params["id"]
         rep = await self.cache.get(
@@ -172,20 +200,39 @@ class PublicViews:
         return send(request, rep)
 
     def drafts_feed(self, request: Request) -> Response:
-        """Pending drafts for reviewers' feed readers; the token is an API token."""
+        """Pending drafts for reviewers' feed readers; the token is a read API token (a
+        write token would sit in the reader's URL, logs and exports). The feed's links
+        never carry the token. A reader that can send ``Authorization: Bearer TOKEN``
+        fetches the feed at exactly its self link (no SelfDoesntMatchLocation warning)."""
         token = request.query_params.get("token")
-        reviewer = self.auth.token_reviewer(token)
+        scheme, _, bearer = request.headers.get("authorization", "").partition(" ")
+        if token is None and scheme.lower() == "bearer" and bearer.strip():
+            token = bearer.strip()
+            reviewer = self.auth.token_reviewer(token)  # a header is not kept like a URL
+        else:
+            reviewer = self.auth.token_reviewer(token, in_url=True)
         if reviewer is None:
-            message = "missing ?token=" if not token else "this token is not valid"
+            if self.auth.is_write_token(token):
+                return PlainTextResponse(
+                    "403 Forbidden: this API token has the scope 'write'; a URL may only "
+                    "carry a token with the scope 'read' (a line 'name:TOKEN:read' in "
+                    "[review] api_tokens_env or api_tokens_file)\n",
+                    status_code=403,
+                )
+            message = (
+                "missing ?token= (or Authorization: Bearer)"
+                if not token
+                else "this token is not valid"
+            )
             return PlainTextResponse(
-                f"401 Unauthorized: {message} (use an API token from [review] api_tokens_env)\n",
+                f"401 Unauthorized: {message} (use a read API token from [review] "
+                "api_tokens_env or api_tokens_file)\n",
                 status_code=401,
             )
         channel = Channel(
             self.settings.server.base_url,
             "/feeds/drafts.atom",
             f"{self.settings.server.title} — brouillons à relire",
-            query=f"token={token}",
         )
         drafts = self.store.review_queue()
         root = channel.root
@@ -211,7 +258,8 @@ class PublicViews:
             feed_title = self.store.feed_title_by_slug(slug)
             if feed_title is None:
                 return self._missing(stamp, f"no source feed called {slug!r}")
-            title = f"{title} — {feed_title}"
+            name = self.store.feed_slugs().get(slug, "")
+            title = f"{title} — {source_label(name, feed_title)}"
         total = self.store.published_count(feed_slug=slug)
         last_page = max(1, math.ceil(total / size))
         if page > last_page:
@@ -234,12 +282,63 @@ class PublicViews:
             max_age=self.max_age,
         )
 
+    def _render_home(self, stamp: PublicationStamp, page: int) -> Representation:
+        size = self.settings.publish.home_page_size
+        total = self.store.published_count()
+        last_page = max(1, math.ceil(total / size))
+        if page > last_page:
+            return self._missing(stamp, f"page {page} does not exist: the last is {last_page}")
+        drafts = self.store.published(size, offset=(page - 1) * size)
+        title = self.settings.server.title
+        feeds = [
+            {
+                "type": media_type,
+                "title": f"{title} ({label})",
+                "label": label,
+                "href": f"/feeds/published.{fmt}",
+                "main": True,
+            }
+            for fmt, media_type, label in HOME_FEEDS
+        ]
+        # One Atom feed per source that has something published, for readers who follow
+        # one newsletter only.
+        for slug, name in sorted(self.store.feed_slugs().items(), key=lambda item: item[1]):
+            if self.store.published_count(feed_slug=slug):
+                source_title = self.store.feed_title_by_slug(slug) or name
+                feeds.append(
+                    {
+                        "type": "application/atom+xml",
+                        "title": f"{title} — {source_title}",
+                        "label": source_title,
+                        "href": f"/feeds/sources/{slug}.atom",
+                        "main": False,
+                    }
+                )
+        html = self.templates.get_template("home.html").render(
+            site_title=title,
+            articles=[(draft, summary_text(draft)) for draft in drafts],
+            page=page,
+            last_page=last_page,
+            feeds=feeds,
+            page_url=lambda number: "/" if number == 1 else f"/?page={number}",
+            french_date=french_date,
+        )
+        return represent(
+            html.encode("utf-8"),
+            "text/html; charset=utf-8",
+            modified=stamp.changed_at,
+            max_age=self.max_age,
+            extra={"Content-Security-Policy": ARTICLE_POLICY, "Referrer-Policy": "no-referrer"},
+        )
+
     def _render_article(self, stamp: PublicationStamp, draft_id: int) -> Representation:
         try:
-            draft = self.store.get_draft(draft_id)
+            draft = self.store.published_draft(draft_id) if is_row_id(draft_id) else None
         except NotFoundError:
             draft = None
-        if draft is None or draft.status != DraftStatus.APPROVED:
+        if draft is not None and not draft.published and draft.withdrawn_at is not None:
+            return self._withdrawn(stamp, draft)
+        if draft is None or not draft.published:
             return self._missing(stamp, "no published article with this id")
         page = self.templates.get_template("article.html").render(
             draft=draft,
@@ -252,6 +351,20 @@ class PublicViews:
             "text/html; charset=utf-8",
             modified=stamp.changed_at,
             max_age=self.max_age,
+            extra={"Content-Security-Policy": ARTICLE_POLICY, "Referrer-Policy": "no-referrer"},
+        )
+
+    def _withdrawn(self, stamp: PublicationStamp, draft: DraftView) -> Representation:
+        """410 Gone: the article was published here, then withdrawn by an editor."""
+        page = self.templates.get_template("withdrawn.html").render(
+            draft=draft, site_title=self.settings.server.title
+        )
+        return represent(
+            page.encode("utf-8"),
+            "text/html; charset=utf-8",
+            modified=stamp.changed_at,
+            max_age=NOT_FOUND_MAX_AGE,
+            status=410,
             extra={"Content-Security-Policy": ARTICLE_POLICY, "Referrer-Policy": "no-referrer"},
         )
 

@@ -4,7 +4,9 @@ Credit follows RFC 4287: the entry's author is the original author, ``atom:sourc
 the original feed, ``link rel="via"`` points at the original article, and a visible French
 credit line closes the content. RSS carries ``<source url=…>`` and ``dc:creator``; JSON Feed
 ``authors``, ``external_url`` and a ``_source`` extension. Every HTML body is sanitized again
-here, whatever the database holds. Long feeds are paged as RFC 5005 says (section 3:
+here, whatever the database holds; every URL that came from outside goes through
+``untrusted.safe_http_url`` (a link that is not http(s) is left out, in every format) and
+every text through ``untrusted.plain_text``. Long feeds are paged as RFC 5005 says (section 3:
 ``first``/``next``/``previous``/``last`` links; JSON Feed's ``next_url``).
 """
 
@@ -25,6 +27,7 @@ from lxml import etree
 from aggregator import __version__
 from aggregator.extract import sanitize, text_of
 from aggregator.store import DraftView
+from aggregator.untrusted import plain_text, safe_http_url
 
 ATOM = "http://www.w3.org/2005/Atom"
 DC = "http://purl.org/dc/elements/1.1/"
@@ -116,9 +119,9 @@ def french_date(moment: datetime) -> str:
 
 def credit_html(draft: DraftView) -> str:
     """The visible French credit line that closes every published article."""
-    original = escape(draft.original_url or "", quote=True)
-    title = escape(draft.original_title or draft.original_url or "article original")
-    link = f'<a href="{original}">{title}</a>' if draft.original_url else title
+    original_url = safe_http_url(draft.original_url)
+    title = escape(draft.original_title or original_url or "article original")
+    link = f'<a href="{escape(original_url, quote=True)}">{title}</a>' if original_url else title
     parts = [f"Source : {link}"]
     if draft.author:
         parts.append(f" — article original de {escape(draft.author)}")
@@ -126,13 +129,15 @@ def credit_html(draft: DraftView) -> str:
         parts.append(" — article original")
     if draft.published_at:
         parts.append(f", publié le {french_date(draft.published_at)}")
-    source = draft.feed_title or draft.feed
-    parts.append(f" dans {escape(source)}.")
+    parts.append(f" dans {escape(source_name(draft))}.")
     engine = ENGINE_NAMES.get(draft.engine, draft.engine)
     if draft.reviewed_by and draft.approved_at:
         notice = (
             f" Traduction automatique ({escape(engine)}) relue par {escape(draft.reviewed_by)}."
         )
+    elif draft.approved_at:
+        # Approved by someone who gave no name: reviewed all the same, and nobody is named.
+        notice = f" Traduction automatique ({escape(engine)}), relue avant publication."
     else:
         notice = f" Traduction automatique ({escape(engine)}), pas encore relue."
     parts.append(notice)
@@ -162,11 +167,31 @@ def feed_updated(drafts: Sequence[DraftView]) -> datetime:
 
 
 def rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """RFC 3339 in UTC, with the microseconds when the moment has any: two articles
+    approved within one second keep distinct ``atom:updated`` values (RFC 3339 section 5.6
+    allows fractions; the W3C validator accepts them and warns on equal values). RSS
+    ``pubDate`` (RFC 822) has no fractions, and no rule against equal values."""
+    utc = moment.astimezone(UTC)
+    if utc.microsecond:
+        return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def source_label(name: str, title: str | None) -> str:
+    """The source as the operator named it in config.toml, else the feed's own title.
+
+    A feed with no configured ``name`` is stored under its URL (``FeedSettings.display_name``).
+    """
+    named = name and not name.startswith(("http://", "https://"))
+    return name if named else (title or name)
+
+
+def source_name(draft: DraftView) -> str:
+    return source_label(draft.feed, draft.feed_title)
 
 
 def author_name(draft: DraftView) -> str:
-    return draft.author or draft.feed_title or draft.feed
+    return draft.author or source_name(draft)
 
 
 def summary_text(draft: DraftView) -> str:
@@ -178,7 +203,7 @@ def summary_text(draft: DraftView) -> str:
 
 
 def xml_text(value: str) -> str:
-    return _NOT_XML.sub("", value)
+    return plain_text(_NOT_XML.sub("", value))
 
 
 # ---------------------------------------------------------------- Atom (RFC 4287)
@@ -211,8 +236,9 @@ def atom_feed(
     _sub(_sub(root, "author"), "name", channel.title)
     _sub(root, "link", rel="self", type=ATOM_TYPE, href=channel.self_url)
     _sub(root, "link", rel="alternate", type="text/html", href=channel.home_url)
-    if channel.hub_url:
-        _sub(root, "link", rel="hub", href=channel.hub_url)
+    hub_url = safe_http_url(channel.hub_url)
+    if hub_url:
+        _sub(root, "link", rel="hub", href=hub_url)
     for rel, href in channel.paging_links():
         _sub(root, "link", rel=rel, type=ATOM_TYPE, href=href)
     _sub(root, "generator", "aggregator", version=__version__)
@@ -230,18 +256,24 @@ def _atom_entry(
     _sub(entry, "id", entry_id(channel, draft, review=review))
     _sub(entry, "title", draft.title, type="text")
     _sub(entry, "link", rel="alternate", type="text/html", href=href)
-    if draft.original_url:
-        _sub(entry, "link", rel="via", type="text/html", href=draft.original_url)
+    original_url = safe_http_url(draft.original_url)
+    if original_url:
+        _sub(entry, "link", rel="via", type="text/html", href=original_url)
     _sub(entry, "published", rfc3339(draft.approved_at or draft.created_at))
     _sub(entry, "updated", rfc3339(draft.updated_at))
     _sub(_sub(entry, "author"), "name", author_name(draft))
     _sub(entry, "content", article_html(draft), type="html")
     source = _sub(entry, "source")
-    _sub(source, "id", draft.feed_url)
-    _sub(source, "title", draft.feed_title or draft.feed)
-    _sub(source, "link", rel="self", href=draft.feed_url)
-    if draft.feed_site_url:
-        _sub(source, "link", rel="alternate", type="text/html", href=draft.feed_site_url)
+    feed_url = safe_http_url(draft.feed_url)
+    # atom:source SHOULD carry an id: a feed without a web address gets one of ours.
+    source_id = feed_url or tag_uri(channel.base_url, FEED_ID_DATE, f"/sources/{draft.feed_slug}")
+    _sub(source, "id", source_id)
+    _sub(source, "title", source_name(draft))
+    if feed_url:
+        _sub(source, "link", rel="self", href=feed_url)
+    site_url = safe_http_url(draft.feed_site_url)
+    if site_url:
+        _sub(source, "link", rel="alternate", type="text/html", href=site_url)
     _sub(source, "updated", rfc3339(draft.feed_updated_at or draft.created_at))
 
 
@@ -258,8 +290,9 @@ def rss_feed(channel: Channel, drafts: Sequence[DraftView]) -> bytes:
     _plain(rss, "description", channel.subtitle or channel.title)
     _plain(rss, "language", channel.language)
     _sub(rss, "link", rel="self", type=RSS_TYPE, href=channel.self_url)
-    if channel.hub_url:
-        _sub(rss, "link", rel="hub", href=channel.hub_url)
+    hub_url = safe_http_url(channel.hub_url)
+    if hub_url:
+        _sub(rss, "link", rel="hub", href=hub_url)
     for rel, href in channel.paging_links():
         _sub(rss, "link", rel=rel, type=RSS_TYPE, href=href)
     _plain(rss, "lastBuildDate", format_datetime(feed_updated(drafts), usegmt=True))
@@ -274,7 +307,10 @@ def rss_feed(channel: Channel, drafts: Sequence[DraftView]) -> bytes:
         _sub(item, "creator", author_name(draft), ns=DC)
         _plain(item, "description", summary_text(draft))
         _sub(item, "encoded", article_html(draft), ns=CONTENT)
-        _plain(item, "source", draft.feed_title or draft.feed).set("url", draft.feed_url)
+        # RSS 2.0: <source> must carry a url; without a web one there is no <source>.
+        feed_url = safe_http_url(draft.feed_url)
+        if feed_url:
+            _plain(item, "source", source_name(draft)).set("url", xml_text(feed_url))
     return etree.tostring(root, xml_declaration=True, encoding="utf-8", pretty_print=True)
 
 
@@ -290,15 +326,16 @@ def _plain(parent: etree._Element, tag: str, text: str) -> etree._Element:
 def json_feed(channel: Channel, drafts: Sequence[DraftView]) -> bytes:
     feed: dict[str, Any] = {
         "version": JSON_FEED_VERSION,
-        "title": channel.title,
+        "title": plain_text(channel.title),
         "home_page_url": channel.home_url,
         "feed_url": channel.self_url,
         "description": channel.subtitle or channel.title,
         "language": channel.language,
         "authors": [{"name": channel.title, "url": channel.home_url}],
     }
-    if channel.hub_url:
-        feed["hubs"] = [{"type": "WebSub", "url": channel.hub_url}]
+    hub_url = safe_http_url(channel.hub_url)
+    if hub_url:
+        feed["hubs"] = [{"type": "WebSub", "url": hub_url}]
     next_link = dict(channel.paging_links()).get("next")
     if next_link:
         feed["next_url"] = next_link
@@ -310,25 +347,27 @@ def _json_item(channel: Channel, draft: DraftView) -> dict[str, Any]:
     item: dict[str, Any] = {
         "id": entry_id(channel, draft),
         "url": channel.article_url(draft.id),
-        "title": draft.title,
+        "title": plain_text(draft.title),
         "content_html": article_html(draft),
         "summary": summary_text(draft),
         "date_published": rfc3339(draft.approved_at or draft.created_at),
         "date_modified": rfc3339(draft.updated_at),
-        "authors": [{"name": author_name(draft)}],
+        "authors": [{"name": plain_text(author_name(draft))}],
         "language": draft.target_language,
     }
-    if draft.original_url:
-        item["external_url"] = draft.original_url
-    source: dict[str, Any] = {
-        "title": draft.feed_title or draft.feed,
-        "feed_url": draft.feed_url,
-        "original_title": draft.original_title,
-    }
-    if draft.feed_site_url:
-        source["home_page_url"] = draft.feed_site_url
-    if draft.original_url:
-        source["original_url"] = draft.original_url
+    original_url = safe_http_url(draft.original_url)
+    if original_url:
+        item["external_url"] = original_url
+    source: dict[str, Any] = {"title": plain_text(source_name(draft))}
+    feed_url = safe_http_url(draft.feed_url)
+    if feed_url:
+        source["feed_url"] = feed_url
+    source["original_title"] = plain_text(draft.original_title)
+    site_url = safe_http_url(draft.feed_site_url)
+    if site_url:
+        source["home_page_url"] = site_url
+    if original_url:
+        source["original_url"] = original_url
     item["_source"] = source
     return item
 

@@ -9,7 +9,6 @@ so that nothing typed is lost.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from jinja2 import Environment
@@ -20,12 +19,16 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from aggregator.auth import LOGIN_COOKIE, SESSION_COOKIE, Reviewer
 from aggregator.compare import block_pairs
 from aggregator.desk import Desk
+from aggregator.entries_view import RETRYABLE, explain_reason, translate_pasted_text
 from aggregator.errors import (
     ConflictError,
     InvalidEditError,
     InvalidTransitionError,
 )
+from aggregator.i18n import N_, SOURCE_LANGUAGE, messages
+from aggregator.images import desk_html
 from aggregator.store import DraftView
+from aggregator.store.listing import LISTED_STATES
 from aggregator.web_input import (
     Problem,
     check_origin,
@@ -35,8 +38,11 @@ from aggregator.web_input import (
     wants_json,
 )
 
+# img-src 'self': a draft's images are shown through the desk's image route (``images``),
+# so the reviewer's browser never contacts an upstream host (tracking pixels, internal
+# addresses such as 169.254.169.254).
 REVIEW_POLICY = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' https: http:; "
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
     "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
 PAGE_HEADERS = {
@@ -46,27 +52,33 @@ PAGE_HEADERS = {
     "Referrer-Policy": "same-origin",
 }
 LOGIN_FORM_LIMIT = 16 * 1024
+# Messages are English msgids, shown in the desk's language (``self.words``).
 DONE_MESSAGES = {
-    "approved": "Brouillon approuvé : il est publié.",
-    "rejected": "Brouillon rejeté : il ne sera jamais publié.",
-    "retranslate": "Retraduction demandée : le brouillon reviendra à la prochaine passe.",
-    "acknowledged": "C'est noté : la traduction publiée reste telle quelle.",
-    "saved": "Modification enregistrée.",
-    "login": "Vous êtes connecté.",
+    "approved": N_("Draft approved: it is published."),
+    "rejected": N_("Draft rejected: it will never be published."),
+    "retranslate": N_("Retranslation requested: the draft comes back at the next pass."),
+    "acknowledged": N_("Noted: the published translation stays as it is."),
+    "withdrawn": N_("Article withdrawn: it left the feeds, its page answers “article withdrawn”."),
+    "saved": N_("Change saved."),
+    "login": N_("You are logged in."),
+    "retried": N_("Entry queued again: it is taken up at the next pass."),
+    "pasted": N_(
+        "Text saved: the entry is translated at the next pass, then its draft appears in the queue."
+    ),
 }
 ACTION_DONE = {
     "approve": "approved",
     "reject": "rejected",
     "retranslate": "retranslate",
     "acknowledge": "acknowledged",
+    "withdraw": "withdrawn",
 }
-NOT_LOGGED_IN = (
-    "Vous n'êtes pas connecté, ou votre session a expiré : rien n'a été modifié. "
-    "Connectez-vous, puis recommencez."
+NOT_LOGGED_IN = N_(
+    "You are not logged in, or your session expired: nothing was changed. Log in, then try again."
 )
-BAD_CSRF = (
-    "Jeton de sécurité (CSRF) absent ou invalide : rien n'a été modifié. "
-    "Rechargez la page, puis recommencez."
+BAD_CSRF = N_(
+    "Security token (CSRF) missing or invalid: nothing was changed. Reload the page, then "
+    "try again."
 )
 
 
@@ -75,6 +87,7 @@ class ReviewViews:
         self.desk = desk
         self.auth = desk.auth
         self.templates = templates
+        self.words = messages(templates.globals.get("language", SOURCE_LANGUAGE))
         self.limit = desk.settings.review.max_body_bytes
 
     # ------------------------------------------------------------ rendering
@@ -87,7 +100,8 @@ class ReviewViews:
         status: int = 200,
         **context: Any,
     ) -> HTMLResponse:
-        flash = DONE_MESSAGES.get(request.query_params.get("done", ""))
+        done = DONE_MESSAGES.get(request.query_params.get("done", ""))
+        flash = self.words.gettext(done) if done else None
         page = self.templates.get_template(template).render(
             reviewer=reviewer,
             csrf=self.auth.csrf_token(reviewer) if reviewer else "",
@@ -119,6 +133,7 @@ class ReviewViews:
             login_csrf=self.auth.login_csrf(nonce),
             next_path=next_path,
             enabled=self.auth.login_enabled,
+            accounts=self.auth.accounts,
             password_env=self.desk.settings.review.password_env,
         )
         response.set_cookie(LOGIN_COOKIE, nonce, **self.auth.cookie_attributes(3600))  # type: ignore[arg-type]
@@ -129,7 +144,7 @@ class ReviewViews:
     def queue(self, request: Request) -> Response:
         reviewer = self.desk.session_reviewer(request)
         if reviewer is None:
-            return self.login_page(request, 401, "Connectez-vous pour relire les brouillons.")
+            return self.login_page(request, 401, self.words.gettext("Log in to review the drafts."))
         return self.render(
             "review/queue.html",
             request,
@@ -141,14 +156,14 @@ class ReviewViews:
     def draft(self, request: Request) -> Response:
         reviewer = self.desk.session_reviewer(request)
         if reviewer is None:
-            return self.login_page(request, 401, "Connectez-vous pour relire ce brouillon.")
+            return self.login_page(request, 401, self.words.gettext("Log in to review this draft."))
         page = self.desk.page(request.path_params["id"])
         return self.render("review/draft.html", request, reviewer, page=page)
 
     def audit(self, request: Request) -> Response:
         reviewer = self.desk.session_reviewer(request)
         if reviewer is None:
-            return self.login_page(request, 401, "Connectez-vous pour lire le journal.")
+            return self.login_page(request, 401, self.words.gettext("Log in to read the log."))
         events = self.desk.store.recent_events(200)
         return self.render("review/audit.html", request, reviewer, events=events)
 
@@ -160,44 +175,52 @@ class ReviewViews:
     # ------------------------------------------------------------ login and logout
 
     async def login(self, request: Request) -> Response:
-        client = client_address(request)
-        wait = self.auth.throttle.retry_after(client)
-        if wait is not None:
-            minutes = max(1, round(wait / 60))
-            raise Problem(
-                429,
-                f"Trop de tentatives de connexion : réessayez dans {minutes} minute(s).",
-                headers={"Retry-After": str(max(1, int(wait)))},
-            )
+        """Throttled per (account, client) before the password is even looked at: a
+        throttled attempt learns nothing, and someone else's failures never block you."""
         check_origin(request, self.desk.settings.server.base_url)
         form = await read_form(request, LOGIN_FORM_LIMIT)
         if not self.auth.check_login_csrf(request.cookies.get(LOGIN_COOKIE), form.get("csrf", "")):
-            raise Problem(403, BAD_CSRF)
-        name = self.auth.check_name(form.get("name", ""))
-        password_ok = self.auth.check_password(form.get("password", ""))
-        if name is None or not password_ok:
-            self.auth.throttle.failed(client)
+            raise Problem(403, self.words.gettext(BAD_CSRF))
+        outcome = await run_in_threadpool(
+            self.auth.log_in,
+            form.get("name", ""),
+            form.get("password", ""),
+            client_address(request),
+        )
+        if outcome.wait is not None:
+            seconds = max(1, int(outcome.wait + 0.999))
+            raise Problem(
+                429,
+                self.words.gettext(
+                    "Too many login attempts: try again %(delay)s.",
+                    delay=self.words.duration(seconds, relative=True),
+                ),
+                headers={"Retry-After": str(seconds)},
+            )
+        if outcome.cookie is None:
             error = (
-                "La relecture web est désactivée : aucun mot de passe n'est configuré."
+                self.words.gettext("Web review is disabled: no password is configured.")
                 if not self.auth.login_enabled
-                else "Nom ou mot de passe incorrect."
+                else self.words.gettext("Wrong name or password.")
             )
             return self.login_page(
                 request, 401, error, name=form.get("name", "")[:100], next_path=form.get("next")
             )
-        self.auth.throttle.succeeded(client)
         response = RedirectResponse(_local_review_path(form.get("next", "")), status_code=303)
         lifetime = int(self.desk.settings.review.session_lifetime)
         response.set_cookie(
             SESSION_COOKIE,
-            self.auth.issue_session(name),
+            outcome.cookie,
             **self.auth.cookie_attributes(lifetime),  # type: ignore[arg-type]
         )
         response.delete_cookie(LOGIN_COOKIE, path="/")
         return response
 
     async def logout(self, request: Request) -> Response:
+        """Deletes the session in the database: the cookie is worthless from now on,
+        wherever a copy of it is."""
         await self._authorized_form(request)
+        await run_in_threadpool(self.auth.end_session, request.cookies.get(SESSION_COOKIE))
         response = RedirectResponse("/review/login", status_code=303)
         response.delete_cookie(SESSION_COOKIE, path="/")
         return response
@@ -205,14 +228,14 @@ class ReviewViews:
     # ------------------------------------------------------------ changes
 
     async def _authorized_form(self, request: Request) -> tuple[Reviewer, dict[str, str]]:
-        reviewer = self.desk.session_reviewer(request)
+        reviewer = await run_in_threadpool(self.desk.session_reviewer, request)
         if reviewer is None:
-            raise Problem(401, NOT_LOGGED_IN)
+            raise Problem(401, self.words.gettext(NOT_LOGGED_IN))
         check_origin(request, self.desk.settings.server.base_url)
         form = await read_form(request, self.limit)
         token = form.get("csrf") or request.headers.get("x-csrf-token")
         if not self.auth.check_csrf(reviewer, token):
-            raise Problem(403, BAD_CSRF)
+            raise Problem(403, self.words.gettext(BAD_CSRF))
         return reviewer, form
 
     async def _change(
@@ -247,20 +270,20 @@ class ReviewViews:
         error: Exception,
         kept: list[tuple[str, str]],
     ) -> Response:
+        words = self.words
         heading = {
-            409: "Ce brouillon a changé entre-temps",
-            422: "Modification refusée",
+            409: words.gettext("This draft changed in the meantime"),
+            422: words.gettext("Change refused"),
         }[status]
         if isinstance(error, ConflictError):
-            message = (
-                "Quelqu'un d'autre a modifié ce brouillon depuis que vous l'avez ouvert : "
-                "votre action n'a pas été enregistrée. Rechargez-le pour voir la version "
-                "actuelle, puis refaites votre modification."
+            message = words.gettext(
+                "Someone else changed this draft since you opened it: your action was not "
+                "saved. Reload it to see the current version, then make your change again."
             )
         elif isinstance(error, InvalidTransitionError):
-            message = "Cette action ne s'applique pas à l'état actuel du brouillon."
+            message = words.gettext("This action does not apply to the draft's current state.")
         else:
-            message = "Cette modification ne peut pas être enregistrée telle quelle."
+            message = words.gettext("This change cannot be saved as it is.")
         if wants_json(request):
             return JSONResponse({"error": f"{message} ({error})", "status": status}, status)
         return self.render(
@@ -279,10 +302,10 @@ class ReviewViews:
         return await self._change(
             request,
             lambda who, i, v, form: self.desk.edit(who, i, v, title=form.get("title", "")),
-            lambda form: [("Titre", form.get("title", ""))],
+            lambda form: [(self.words.gettext("Title"), form.get("title", ""))],
             lambda d, form: (
                 f"/review/drafts/{d.id}?done=saved",
-                {"title": d.title, "message": "Titre enregistré."},
+                {"title": d.title, "message": self.words.gettext("Title saved.")},
             ),
         )
 
@@ -293,10 +316,16 @@ class ReviewViews:
             lambda who, i, v, form: self.desk.edit(
                 who, i, v, blocks=[(index, form.get("html", ""))]
             ),
-            lambda form: [(f"Bloc {index + 1}", form.get("html", ""))],
+            lambda form: [
+                (self.words.gettext("Block %(number)s", number=index + 1), form.get("html", ""))
+            ],
             lambda d, form: (
                 f"/review/drafts/{d.id}?done=saved#block-{index}",
-                {"html": _french_block(d, index), "message": f"Bloc {index + 1} enregistré."},
+                # As the page shows it: images through the desk's route.
+                {
+                    "html": desk_html(_french_block(d, index)),
+                    "message": self.words.gettext("Block %(number)s saved.", number=index + 1),
+                },
             ),
         )
 
@@ -304,17 +333,17 @@ class ReviewViews:
         return await self._change(
             request,
             lambda who, i, v, form: self.desk.edit(who, i, v, body_html=form.get("body_html", "")),
-            lambda form: [("Corps", form.get("body_html", ""))],
+            lambda form: [(self.words.gettext("Body"), form.get("body_html", ""))],
             lambda d, form: (
                 f"/review/drafts/{d.id}?done=saved",
-                {"message": "Corps enregistré."},
+                {"message": self.words.gettext("Body saved.")},
             ),
         )
 
     async def action(self, request: Request) -> Response:
         name = request.path_params["action"]
         if name not in ACTION_DONE:
-            raise Problem(404, f"Action inconnue : {name}")
+            raise Problem(404, self.words.gettext("Unknown action: %(name)s", name=name))
 
         def done(draft: DraftView, form: dict[str, str]) -> tuple[str, dict[str, Any]]:
             code = ACTION_DONE[name]
@@ -325,7 +354,8 @@ class ReviewViews:
                 location = f"/review/?done={code}"
             else:
                 location = f"/review/drafts/{draft.id}?done={code}"
-            return location, {"message": DONE_MESSAGES[code], "redirect": location}
+            message = self.words.gettext(DONE_MESSAGES[code])
+            return location, {"message": message, "redirect": location}
 
         return await self._change(
             request,
@@ -333,6 +363,67 @@ class ReviewViews:
             lambda form: [],
             done,
         )
+
+    # ------------------------------------------------------------ entries with no draft
+
+    def entries(self, request: Request) -> Response:
+        """Entries the editor would not otherwise see: skipped (and why), failing (the last
+        error, attempts, next try), with the original link, retry and paste forms."""
+        reviewer = self.desk.session_reviewer(request)
+        if reviewer is None:
+            return self.login_page(request, 401, self.words.gettext("Log in to see the entries."))
+        state = request.query_params.get("state", "skipped")
+        if state not in LISTED_STATES:
+            raise Problem(
+                422,
+                self.words.gettext(
+                    "Unknown state: %(state)s (%(known)s)",
+                    state=repr(state[:40]),
+                    known=", ".join(LISTED_STATES),
+                ),
+            )
+        return self.render(
+            "review/entries.html",
+            request,
+            reviewer,
+            state=state,
+            entries=self.desk.store.list_entries(state),
+            counts=self.desk.store.entry_counts(),
+            explain_reason=lambda reason: explain_reason(reason, self.words),
+            retryable=RETRYABLE,
+        )
+
+    async def retry_entry(self, request: Request) -> Response:
+        await self._authorized_form(request)
+        entry = await run_in_threadpool(
+            self.desk.store.retry_entry, request.path_params["id"], now=self.desk.now()
+        )
+        return RedirectResponse(f"/review/entries?state={entry.state}&done=retried", 303)
+
+    async def paste_entry_text(self, request: Request) -> Response:
+        reviewer, form = await self._authorized_form(request)
+        entry_id = request.path_params["id"]
+        html = form.get("body_html", "")
+        try:
+            await run_in_threadpool(
+                translate_pasted_text, self.desk.store, self.desk.settings, entry_id, html,
+                now=self.desk.now(),
+            )  # fmt: skip
+        except (InvalidEditError, InvalidTransitionError) as exc:
+            return self.render(
+                "review/problem.html",
+                request,
+                reviewer,
+                status=422 if isinstance(exc, InvalidEditError) else 409,
+                heading=self.words.gettext("Text refused"),
+                message=self.words.gettext(
+                    "This text cannot be translated as it is: nothing was saved."
+                ),
+                detail=str(exc),
+                kept=[(self.words.gettext("Pasted text"), html)] if html else [],
+                draft_id=None,
+            )
+        return RedirectResponse("/review/entries?state=pending&done=pasted", 303)
 
 
 def _local_review_path(path: str) -> str:
@@ -351,20 +442,21 @@ def problem_page(
     templates: Environment, desk: Desk, request: Request, problem: Problem
 ) -> Response:
     headings = {
-        401: "Connexion nécessaire",
-        403: "Requête refusée",
-        404: "Introuvable",
-        409: "Conflit",
-        413: "Requête trop volumineuse",
-        422: "Requête illisible",
-        429: "Trop de tentatives",
+        401: N_("Login needed"),
+        403: N_("Request refused"),
+        404: N_("Not found"),
+        409: N_("Conflict"),
+        413: N_("Request too large"),
+        422: N_("Unreadable request"),
+        429: N_("Too many attempts"),
     }
+    words = messages(templates.globals.get("language", SOURCE_LANGUAGE))
     reviewer = desk.session_reviewer(request)
     page = templates.get_template("review/problem.html").render(
         reviewer=reviewer,
         csrf=desk.auth.csrf_token(reviewer) if reviewer else "",
         site_title=desk.settings.server.title,
-        heading=headings.get(problem.status, "Erreur"),
+        heading=words.gettext(headings.get(problem.status, N_("Error"))),
         message=problem.message,
         detail=None,
         kept=[],
@@ -374,7 +466,3 @@ def problem_page(
     return HTMLResponse(
         page, status_code=problem.status, headers={**PAGE_HEADERS, **problem.headers}
     )
-
-
-def when(moment: datetime | None) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M") if moment else ""

@@ -11,9 +11,9 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -34,11 +34,15 @@ from aggregator.errors import (
     NotFoundError,
     StorageError,
 )
+from aggregator.i18n import SOURCE_LANGUAGE, messages, ui_language
+from aggregator.images import IMAGE_ROUTE, ImageProxy, desk_html
 from aggregator.metrics import metrics_view
 from aggregator.public import PublicationCache, PublicViews
+from aggregator.publish import source_name
 from aggregator.representation import Representation, request_key, send_representation
-from aggregator.review import ReviewViews, problem_page, when
+from aggregator.review import ReviewViews, problem_page
 from aggregator.store import Store
+from aggregator.untrusted import CONTROL_TABLE, plain_text, safe_http_url
 from aggregator.web_input import Problem, wants_json
 from aggregator.websub import HubNotifier
 
@@ -65,10 +69,16 @@ class AggregatorApp(Starlette):
 
 
 def routes(
-    public: PublicViews, review: ReviewViews, api: ApiViews, metrics: Callable[..., Any]
+    public: PublicViews,
+    review: ReviewViews,
+    api: ApiViews,
+    metrics: Callable[..., Any],
+    images: ImageProxy | None = None,
 ) -> list[BaseRoute]:
+    desk_images = [Route(IMAGE_ROUTE, images.image)] if images is not None else []
     return [
         # Public, answered from rendered bytes.
+        Route("/", public.home),
         Route("/feeds/published.{format}", public.published),
         Route("/feeds/sources/{name}", public.source),
         Route("/articles/{id:int}", public.article),
@@ -82,11 +92,15 @@ def routes(
         Route("/review/login", review.login, methods=["POST"]),
         Route("/review/logout", review.logout, methods=["POST"]),
         Route("/review/audit", review.audit),
+        *desk_images,  # the desk's images, fetched here, never by the browser from upstream
         Route("/review/drafts/{id:int}", review.draft),
         Route("/review/drafts/{id:int}/title", review.edit_title, methods=["POST"]),
         Route("/review/drafts/{id:int}/blocks/{index:int}", review.edit_block, methods=["POST"]),
         Route("/review/drafts/{id:int}/body", review.edit_body, methods=["POST"]),
         Route("/review/drafts/{id:int}/{action}", review.action, methods=["POST"]),
+        Route("/review/entries", review.entries),
+        Route("/review/entries/{id:int}/retry", review.retry_entry, methods=["POST"]),
+        Route("/review/entries/{id:int}/text", review.paste_entry_text, methods=["POST"]),
         # JSON API.
         Route("/api/openapi.json", api.openapi),
         Route("/api/drafts", api.list_drafts),
@@ -94,6 +108,8 @@ def routes(
         Route("/api/drafts/{id:int}", api.update_draft, methods=["PATCH"]),
         Route("/api/drafts/{id:int}/{action}", api.act, methods=["POST"]),
         Route("/api/events", api.events),
+        Route("/api/entries", api.list_entries),
+        Route("/api/entries/{id:int}/retry", api.retry_entry, methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
 
@@ -108,8 +124,13 @@ def create_app(
 ) -> Starlette:
     """``clock`` paces the feed cache, ``now`` dates review actions, ``wall_clock`` expires
     sessions and login throttling; tests inject all three."""
-    templates = make_templates(now)
-    auth = Auth(settings, clock=wall_clock)
+    # The desk speaks the editor's language; the public pages the articles' language.
+    translation = settings.translation
+    templates = make_templates(
+        now, ui_language(settings.review.language, translation.target_language)
+    )
+    public_templates = make_templates(now, ui_language("", translation.target_language))
+    auth = Auth(settings, store, clock=wall_clock)
     cache = PublicationCache(store, float(settings.publish.cache_ttl), clock=clock)
     notifier = None
     if settings.publish.hub_url:
@@ -121,10 +142,13 @@ def create_app(
         )
         notifier.start()
     desk = Desk(settings, store, auth, cache, notifier, now)
-    public = PublicViews(settings, store, cache, templates, auth)
+    public = PublicViews(settings, store, cache, public_templates, auth)
+    images = ImageProxy(desk)
     app = AggregatorApp(
         cache.fresh,
-        routes=routes(public, ReviewViews(desk, templates), ApiViews(desk), metrics_view(store)),
+        routes=routes(
+            public, ReviewViews(desk, templates), ApiViews(desk), metrics_view(store), images
+        ),
         exception_handlers={
             Problem: lambda request, exc: _problem(templates, desk, request, exc),
             AggregatorError: lambda request, exc: _problem(
@@ -137,6 +161,7 @@ def create_app(
     )
     app.state.desk = desk
     app.state.cache = cache
+    app.state.images = images
     return app
 
 
@@ -178,45 +203,51 @@ def _problem(templates: Environment, desk: Desk, request: Request, problem: Exce
 
 # ---------------------------------------------------------------- templates
 
-STATUS_LABELS = {"pending": "à relire", "approved": "publié", "rejected": "rejeté"}
-ACTION_LABELS = {
-    "drafted": "traduit",
-    "redrafted": "retraduit",
-    "edited": "modifié",
-    "approved": "approuvé",
-    "rejected": "rejeté",
-    "retranslate": "retraduction demandée",
-    "acknowledged": "changement de l'original vu",
-}
 
-
-def make_templates(now: Callable[[], datetime]) -> Environment:
+def make_templates(now: Callable[[], datetime], language: str = SOURCE_LANGUAGE) -> Environment:
+    """The templates in ``language`` (Jinja's i18n extension over its Babel catalogue)."""
+    words = messages(language)
     environment = Environment(
-        loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(), auto_reload=False
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(),
+        auto_reload=False,
+        finalize=_without_controls,
+        extensions=["jinja2.ext.i18n"],
     )
+    # {% trans %} blocks are written over several lines; their msgids are one line.
+    environment.policies["ext.i18n.trimmed"] = True
+    environment.install_gettext_translations(words.translations, newstyle=True)  # type: ignore[attr-defined]
+    environment.globals["language"] = words.language
 
     def age(moment: datetime, prefix: bool = True) -> str:
-        seconds = max(0, int((now() - moment).total_seconds()))
-        for unit, size in (("j", 86400), ("h", 3600), ("min", 60)):
-            if seconds >= size:
-                text = f"{seconds // size} {unit}"
-                break
-        else:
-            text = "moins d'une minute"
-        return f"il y a {text}" if prefix else text
+        seconds = (moment - now()).total_seconds()
+        return words.ago(moment, now()) if prefix else words.duration(seconds)
 
     environment.filters.update(
         age=age,
-        when=lambda m: f"{when(m)}" if m else "",
-        status_label=lambda s: STATUS_LABELS.get(s, s),
-        action_label=lambda a: ACTION_LABELS.get(a, a),
+        when=words.when,
+        day=words.day,
+        source_name=source_name,
+        status_label=words.status_label,
+        action_label=words.action_label,
+        stored=words.stored,
         safe_url=safe_url,
+        http_url=lambda url: safe_http_url(url) or "",
+        desk_html=desk_html,
     )
     return environment
 
 
+def _without_controls(value: Any) -> Any:
+    """Every value a template prints loses NUL, controls and bidi overrides (defence in
+    depth: they are stripped on the way in too); markup stays markup."""
+    if isinstance(value, Markup):
+        return value.translate(CONTROL_TABLE)
+    if isinstance(value, str):
+        return plain_text(value)
+    return value
+
+
 def safe_url(url: str | None) -> str:
     """Only web links go into an href: never javascript:, data: or the like."""
-    if url and urlsplit(url.strip()).scheme.lower() in ("http", "https"):
-        return url
-    return "#"
+    return safe_http_url(url) or "#"

@@ -43,6 +43,8 @@ HOSTILE_FEED_PATH = "/hostile.rss"
 DATA_DIR = Path(__file__).parent / "data"
 PASSWORD = "correct horse battery staple"
 TOKENS = {"Camille": "camille-0123456789abcdef", "Dominique": "dominique-0123456789abcdef"}
+# A token with the scope "read": what a feed reader's URL carries (the drafts feed).
+READ_TOKEN = "feed-reader-0123456789abcdef"
 MUSK_TITLE = "Does Elon Musk want to buy OpenAI? Yes and no"
 COURTS_TITLE = "The courts and the executive order"
 HOSTILE_TITLE_START = "The engineers"
@@ -172,7 +174,9 @@ def newsroom(
     shutil.copyfile(newsroom_template.database, database)
     (tmp_path / "review-password").write_text(PASSWORD + "\n", encoding="utf-8")
     (tmp_path / "api-tokens").write_text(
-        "".join(f"{name}:{token}\n" for name, token in TOKENS.items()), encoding="utf-8"
+        "".join(f"{name}:{token}\n" for name, token in TOKENS.items())
+        + f"Lecteur:{READ_TOKEN}:read\n",
+        encoding="utf-8",
     )
     extra = '[review]\npassword_file = "review-password"\napi_tokens_file = "api-tokens"\n'
     path = tmp_path / "config.toml"

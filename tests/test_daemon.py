@@ -177,9 +177,10 @@ def test_status_tells_what_waits_and_what_is_claimed(
     config = write_config([{"url": feed_url, "name": "Weekly"}])
     fetch_entries(config)
     status = run_cli(config, "status").stdout
-    assert "due now: 0 feeds, 3 entries for text, 0 for translation" in status
-    assert "claims:  0 entries in progress, 0 left by a stopped process" in status
-    assert f"database: sqlite:///{config.parent.resolve() / 'aggregator.db'}" in status
+    # The editor's language: French (the target language's catalogue), with its plurals.
+    assert "à faire :   0 flux, 3 entrées à extraire, 0 à traduire" in status
+    assert "en cours :  0 entrée en cours, 0 laissée par un processus arrêté" in status
+    assert f"base :      sqlite:///{config.parent.resolve() / 'aggregator.db'}" in status
 
 
 def test_operations_settings_are_checked_with_the_key_named(tmp_path: Path) -> None:

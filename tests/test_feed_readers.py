@@ -61,7 +61,7 @@ def test_newsboat_reads_every_published_feed(
         if "/sources/" in url:
             slug = url.rsplit("/", 1)[1].removesuffix(".atom")
             mine = [d for d in drafts if d.feed_slug == slug]
-            assert title == f"Newsletters en français — {mine[0].feed_title}", url
+            assert title == f"Newsletters en français — {mine[0].feed}", url  # its configured name
         else:
             mine = drafts
             assert title == "Newsletters en français", url

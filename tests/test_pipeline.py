@@ -159,9 +159,11 @@ def test_daily_budget_pauses_translation_says_so_and_resumes_the_next_day(
     config = write_config(desk, tmp_path / "config.toml", "daily_characters = 2200")
     status = run_cli(config, "status").stdout
     spent = libretranslate.characters
-    assert f"budget:  libre: {spent:,} of 2,200 characters spent today (UTC)" in status
-    assert "translation paused: libre: translation paused, the daily budget" in status
-    assert "(1 entries wait)" in status
+    # In the editor's language (French by default), numbers written the French way.
+    used = f"{spent:,}".replace(",", " ")
+    assert f"budget :    libre : {used} caractères sur 2 200 dépensés aujourd'hui (UTC)" in status
+    assert "traduction en pause : libre: translation paused, the daily budget" in status
+    assert "(1 entrée attend)" in status
 
     desk.moment[0] = midnight + timedelta(minutes=1)
     desk.process()

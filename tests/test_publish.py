@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -154,8 +155,11 @@ def test_credit_falls_back_gracefully_when_the_source_says_little() -> None:
     text = lxml.html.fragment_fromstring(credit_html(unknown)).text_content()
     assert text == (
         "Source : English title 7 — article original dans The Torment Nexus. "
-        "Traduction automatique (LibreTranslate), pas encore relue."
+        "Traduction automatique (LibreTranslate), relue avant publication."
     )
+    pending = dataclasses.replace(unknown, approved_at=None)
+    text = lxml.html.fragment_fromstring(credit_html(pending)).text_content()
+    assert text.endswith("Traduction automatique (LibreTranslate), pas encore relue.")
     entry = etree.fromstring(atom_feed(channel(), [unknown])).find(f"{ATOM}entry")
     assert entry is not None
     assert entry.findtext(f"{ATOM}author/{ATOM}name") == "The Torment Nexus"
@@ -275,3 +279,48 @@ def test_feedparser_reads_french_titles_and_authors() -> None:
         assert [e.title for e in parsed.entries] == [d.title for d in DRAFTS], fmt
         assert parsed.entries[0].author == "Mathew Ingram", fmt
         assert parsed.entries[0].link == f"{BASE}/articles/3", fmt
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+@pytest.mark.parametrize(
+    "url",
+    [
+        "javascript:alert(1)",
+        " \t\n JaVaScRiPt:alert(1)",
+        "java\tscript:alert(1)",
+        "data:text/html,<script>alert(1)</script>",
+        "vbscript:msgbox(1)",
+        "&#106;avascript:alert(1)",
+    ],
+)
+def test_a_link_that_is_not_http_is_left_out_and_the_feed_stays_valid(fmt: str, url: str) -> None:
+    """Feeds from outside say where the original is, where its feed and site are: none of
+    those may carry a script URL to a subscriber. Left out, not turned into '#'."""
+    hostile = make_draft(
+        7,
+        original_url=url,
+        feed_url=url,
+        feed_site_url=url,
+        title="Titre \u202egpj.exe\u202c\x00",
+        author="Mallory \u2066x\u2069",
+    )
+    _, render = FORMATS[fmt]
+    document = render(channel(fmt), [hostile])
+    text = document.decode("utf-8")
+    assert not re.search(r"(?:j\s*a\s*v\s*a\s*s\s*c\s*r\s*i\s*p\s*t|vbscript|data)\s*:", text, re.I)
+    assert not any(c in text for c in "\u202e\u202c\u2066\u2069\x00")
+    assert "\\u202e" not in text.lower() and "\\u0000" not in text
+    assert CHECKS[fmt](document, channel(fmt).self_url) == []
+    if fmt == "json":
+        item = json.loads(document)["items"][0]
+        assert "external_url" not in item
+        assert set(item["_source"]) == {"title", "original_title"}
+        assert item["title"] == "Titre gpj.exe"
+    else:
+        parsed = feedparser.parse(document)
+        assert not parsed.bozo
+        links = [link["href"] for link in parsed.entries[0].get("links", [])]
+        assert links == [f"{BASE}/articles/7"]
+        assert parsed.entries[0].title == "Titre gpj.exe"
+    if fmt == "rss":
+        assert b"<source" not in document  # RSS 2.0 wants a url on <source>: none, no source

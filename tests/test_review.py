@@ -30,7 +30,8 @@ from servers import dictionary_translate
 
 from aggregator.extract import text_of
 from aggregator.models import Draft, DraftStatus, Entry, EntryState
-from aggregator.segment import leaf_blocks, parse_fragment
+from aggregator.segment import editable_blocks, parse_fragment
+from aggregator.typography import french_text
 from aggregator.web import create_app
 
 
@@ -236,12 +237,14 @@ def test_the_draft_page_shows_original_and_french_block_by_block(newsroom: Newsr
     pairs = pairs_of(answer.text)
     source = newsroom.store.get_draft_detail(musk.id).source_html
     originals = [" ".join(text_of(lxml.html.tostring(b, encoding="unicode")).split())
-                 for b in leaf_blocks(parse_fragment(source))]  # fmt: skip
+                 for b in editable_blocks(parse_fragment(source))]  # fmt: skip
     assert [original for original, _ in pairs] == originals
     assert len(pairs) >= 8
     for original, french in pairs:
-        # The test translator goes word by word: each French block is its original's.
-        assert french == " ".join(dictionary_translate(original).split()), original
+        # The test translator goes word by word: each French block is its original's, set
+        # in French typography.
+        expected = french_text(dictionary_translate(original))
+        assert french == " ".join(expected.split()), original
     document = page_of(answer.text)
     assert document.get_element_by_id("title").get("value") == musk.title
     assert f"Original : {musk.original_title}" in answer.text
@@ -442,7 +445,8 @@ def test_retranslating_a_stale_draft_takes_the_changed_original_again(
             EntryState.NEW,
             None,
         )
-    assert musk.title not in client.get("/feeds/published.atom").text
+    # The approved version stays published until the new one is approved.
+    assert musk.title in client.get("/feeds/published.atom").text
 
 
 def test_the_audit_trail_names_who_did_what_and_when(newsroom: Newsroom) -> None:

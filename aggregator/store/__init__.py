@@ -12,10 +12,12 @@ from aggregator.store.base import MIGRATIONS, StoreBase
 from aggregator.store.drafts import DraftStore
 from aggregator.store.entries import EntryStore, Progress
 from aggregator.store.feeds import FeedStore
+from aggregator.store.listing import EntryListingStore
 from aggregator.store.memory import MemoryStore, PendingMemory, Remembered, Usage
 from aggregator.store.snapshots import (
     DraftContent,
     DraftView,
+    EntryListing,
     EntryWork,
     FeedHealth,
     FeedWork,
@@ -24,9 +26,12 @@ from aggregator.store.snapshots import (
     slugify,
 )
 from aggregator.store.stats import Overview, StatsStore
+from aggregator.store.users import SessionView, UserStore, UserView
 
 
-class Store(FeedStore, EntryStore, DraftStore, StatsStore, MemoryStore):
+class Store(
+    FeedStore, EntryStore, EntryListingStore, DraftStore, StatsStore, MemoryStore, UserStore
+):
     """Every query the program makes, on one database."""
 
     @classmethod
@@ -38,6 +43,7 @@ __all__ = [
     "MIGRATIONS",
     "DraftContent",
     "DraftView",
+    "EntryListing",
     "EntryWork",
     "FeedHealth",
     "FeedWork",
@@ -47,9 +53,12 @@ __all__ = [
     "PollOutcome",
     "Progress",
     "Remembered",
+    "SessionView",
     "Store",
     "StoreBase",
     "UnchangedPoll",
     "Usage",
+    "UserStore",
+    "UserView",
     "slugify",
 ]

@@ -49,6 +49,7 @@ from aggregator.models import (
     Feed,
     table_of,
 )
+from aggregator.store import edits as kept
 from aggregator.store.base import StoreBase
 from aggregator.store.memory import MemoryRow, record_usage, upsert_memory
 from aggregator.store.snapshots import (
@@ -176,8 +177,11 @@ _UNCLAIMED = or_(ENTRIES.c.locked_until.is_(None), ENTRIES.c.locked_until <= _NO
 
 @lru_cache(maxsize=2)
 def _claim_candidates(*, retry_failed: bool) -> Select[tuple[int]]:
-    """Up to ``limit`` waiting entries free at ``now``, oldest first, skipping locked rows."""
-    query = select(ENTRIES.c.id).where(ENTRIES.c.state.in_(WAITING), _UNCLAIMED)
+    """Up to ``limit`` waiting entries free at ``now``, oldest first, skipping locked rows,
+    after the entry ``after``: a run goes through the backlog once, as a cursor."""
+    query = select(ENTRIES.c.id).where(
+        ENTRIES.c.state.in_(WAITING), _UNCLAIMED, ENTRIES.c.id > bindparam("after")
+    )
     if not retry_failed:
         query = query.where(
             or_(ENTRIES.c.next_attempt_at.is_(None), ENTRIES.c.next_attempt_at <= _NOW)
@@ -215,6 +219,7 @@ _CLAIMED = (
         ENTRIES.c.language,
         ENTRIES.c.state,
         ENTRIES.c.attempts,
+        FEEDS.c.config_url.label("feed_config_url"),
     )  # EntryWork's fields
     .join(FEEDS, ENTRIES.c.feed_id == FEEDS.c.id)
     .where(ENTRIES.c.claimed_by == bindparam("token"))
@@ -234,17 +239,27 @@ class EntryStore(StoreBase):
     # ------------------------------------------------------------ claims
 
     def claim_entries(
-        self, now: datetime, lease: timedelta, limit: int, *, retry_failed: bool = False
+        self,
+        now: datetime,
+        lease: timedelta,
+        limit: int,
+        *,
+        retry_failed: bool = False,
+        after: int = 0,
     ) -> list[EntryWork]:
         """Take up to ``limit`` entries that wait for a stage, oldest first, under a lease.
 
         Entries another process holds are skipped, not waited for (FOR UPDATE SKIP LOCKED
-        on PostgreSQL, the write lock on SQLite); expired leases are taken over.
+        on PostgreSQL, the write lock on SQLite); expired leases are taken over. Only
+        entries whose id is above ``after`` are taken: a run that passes the last id it
+        claimed reaches every entry once. Without it, with ``retry_failed``, the oldest
+        entries that failed are due again at once and would be all a run ever claims.
         """
         with self.session(claim=True) as session:
             candidates = list(
                 session.scalars(
-                    _claim_candidates(retry_failed=retry_failed), {"now": now, "limit": limit}
+                    _claim_candidates(retry_failed=retry_failed),
+                    {"now": now, "limit": limit, "after": after},
                 )
             )
             if not candidates:
@@ -447,8 +462,44 @@ class EntryStore(StoreBase):
                 action = "redrafted"
             event = {"draft_id": draft_id, "action": action, "actor": "aggregator", "at": now}
             session.execute(_DRAFT_EVENT, event)
+            if action == "redrafted":
+                # In the same transaction: no moment when the draft holds machine output
+                # over an editor's edits.
+                kept.reapply_in(session, int(draft_id), now)
             progress.write_paid_for(session)
             return int(draft_id)
+
+    # ------------------------------------------------------------ changed originals
+
+    def changed_page_originals(self, feed_id: int, since: datetime) -> list[tuple[int, str]]:
+        """(entry id, article URL) of this feed's approved drafts taken from the article
+        page whose feed item changed at or after ``since``: the feed holds only an excerpt,
+        so what changed can be seen only by reading the page again."""
+        with self.session() as session:
+            rows = session.execute(
+                select(Entry.id, Entry.url)
+                .join(Draft, Draft.entry_id == Entry.id)
+                .where(
+                    Entry.feed_id == feed_id,
+                    Entry.full_text_source == "page",
+                    Entry.url.is_not(None),
+                    Draft.status == DraftStatus.APPROVED,
+                    Draft.source_changed_at >= since,
+                )
+                .order_by(Entry.id)
+            )
+            return [(entry_id, url or "") for entry_id, url in rows]
+
+    def save_reread_page(self, entry_id: int, full_html: str, *, now: datetime) -> None:
+        """The page of an approved draft, read again: the original as it is now, which the
+        desk compares with the one reviewed. The published translation is not touched."""
+        with self.session() as session:
+            session.execute(
+                update(Entry)
+                .where(Entry.id == entry_id, Entry.state == EntryState.DRAFTED)
+                .values(full_html=full_html, updated_at=now)
+                .execution_options(synchronize_session=False)
+            )
 
     def backlog(self, now: datetime) -> dict[str, int]:
         """Entries waiting per state, and how many of those are failing."""

@@ -59,6 +59,33 @@ class EntryWork:
     language: str | None
     state: EntryState
     attempts: int
+    feed_config_url: str = ""  # its feed as written in config.toml (which settings apply)
+
+
+@dataclass(frozen=True)
+class EntryListing:
+    """One entry as the editor sees it in a list: where it stands in the flow, and why.
+
+    ``state`` is what the editor acts on: ``skipped`` (kept, not translated: ``reason``),
+    ``failing`` (waits for a stage whose last attempt failed: ``last_error``), ``pending``
+    (waits, no failure yet) or ``drafted``; ``stage`` is the stored state behind it.
+    """
+
+    id: int
+    feed: str
+    feed_slug: str
+    title: str
+    url: str | None
+    state: str
+    stage: EntryState
+    reason: str | None
+    attempts: int
+    last_error: str | None
+    next_attempt_at: datetime | None
+    published_at: datetime | None
+    updated_at: datetime
+    full_text_source: str | None
+    draft_id: int | None
 
 
 @dataclass(frozen=True)
@@ -73,6 +100,19 @@ class DraftContent:
     characters: int
     requests: int
     warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class EditFlag:
+    """An editor's edit kept over a redraft although its original changed: the editor
+    compares ``old_source`` (what the edit was made against) with ``new_source``."""
+
+    part: str  # "title", "block N" (from 1) or "body"
+    index: int | None  # the block's index from 0, as in the API's blocks
+    text: str  # the edit, as kept
+    old_source: str
+    new_source: str
+    flagged_at: datetime
 
 
 @dataclass(frozen=True)
@@ -104,6 +144,14 @@ class DraftView:
     approved_at: datetime | None
     # When the original changed after approval; set while the change is not yet reviewed.
     source_changed_at: datetime | None = None
+    # A version is in the feeds (for a redraft of a published article: the one approved
+    # before, which the public views are given in place of the working copy).
+    published: bool = False
+    withdrawn_at: datetime | None = None
+    # Filled by ``get_draft`` and ``get_draft_detail`` (not by lists): the parts an editor
+    # changed ("title", "block N" counting from 1, "body"), and those whose original changed.
+    edited: tuple[str, ...] = ()
+    flags: tuple[EditFlag, ...] = ()
 
     @property
     def stale(self) -> bool:
