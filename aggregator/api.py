@@ -22,6 +22,7 @@ from aggregator.errors import InvalidEditError
 from aggregator.models import DraftStatus
 from aggregator.openapi import openapi_document
 from aggregator.publish import credit_html
+from aggregator.shapes import edits_json, iso
 from aggregator.store import DraftView
 from aggregator.store.listing import LISTED_STATES
 from aggregator.untrusted import plain_text, safe_http_url
@@ -30,10 +31,6 @@ from aggregator.web_input import Problem, expected_version, read_json_object
 API_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 MAX_PAGE = 200
 PATCH_FIELDS = {"version", "title", "body_html", "blocks"}
-
-
-def iso(moment: Any) -> str | None:
-    return moment.isoformat().replace("+00:00", "Z") if moment else None
 
 
 def draft_summary(d: DraftView, base_url: str) -> dict[str, Any]:
@@ -113,19 +110,7 @@ class ApiViews:
             "source_language": d.source_language,
             "target_language": d.target_language,
             "source_changed_at": iso(d.source_changed_at),
-            "edited": list(d.edited),
-            "edit_flags": [
-                {
-                    "part": f.part,
-                    "index": f.index,
-                    "text": f.text,
-                    "old_source": f.old_source,
-                    "new_source": f.new_source,
-                    "flagged_at": iso(f.flagged_at),
-                }
-                for f in d.flags
-            ],
-            "review_policy": "manual",
+            **edits_json(d),
             "blocks": [
                 {
                     "index": p.index,

@@ -16,6 +16,7 @@ from aggregator.errors import InvalidEditError
 from aggregator.extract import sanitize, text_of
 from aggregator.i18n import Messages
 from aggregator.language import detect
+from aggregator.shapes import iso
 from aggregator.store import EntryListing, Store
 
 ENTRY_FIELDS = (
@@ -38,10 +39,6 @@ _LANGUAGE = re.compile(
 )
 _UNDETECTED = "not translated: the language could not be detected"
 _NO_TEXT = "the entry has no text and no link to an article"
-
-
-def iso(moment: datetime | None) -> str | None:
-    return moment.isoformat().replace("+00:00", "Z") if moment else None
 
 
 def entry_json(entry: EntryListing) -> dict[str, Any]:

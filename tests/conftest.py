@@ -93,12 +93,17 @@ def aggregator_process(
             _wait_until_healthy(process, base_url, log_path)
             yield process
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=15)
+            stop(process)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, as systemd stops the service; SIGKILL if it is not gone in 15 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=15)
 
 
 def _wait_until_healthy(process: subprocess.Popen[bytes], base_url: str, log_path: Path) -> None:

@@ -120,7 +120,7 @@ def test_every_kind_of_broken_article_link_is_that_entrys_error(
     done = run_cli(config, "poll")
 
     assert "Traceback" not in done.stderr
-    assert "entries: " in done.stdout and "2 drafted" in done.stdout, done.stdout
+    assert "entrées : " in done.stdout and "2 traduites" in done.stdout, done.stdout
     drafts = run_cli_json(config, "drafts", "list", "--json")
     assert isinstance(drafts, list)
     assert sorted(d["original_url"] for d in drafts) == [items[0][1], items[-1][1]]
@@ -219,7 +219,7 @@ def test_an_unexpected_error_in_one_entry_or_feed_stays_with_it(
     result = cli_runner.invoke(main, ["--config", str(config), "poll"])
 
     assert result.exit_code == 0, result.output
-    assert "2 drafted" in result.stdout and "1 failed" in result.stdout, result.stdout
+    assert "2 traduites" in result.stdout and "1 en échec" in result.stdout, result.stdout
     boom = entries_by_url(config)[pages[1]]
     assert boom["last_error"] == "unexpected error (RuntimeError: the extractor tripped)"
     assert boom["attempts"] == 1 and boom["next_attempt_at"] is not None
@@ -255,7 +255,7 @@ def test_one_poll_attempts_every_waiting_entry_once_oldest_first(
 
     after = {url: upstream.hits(url.split(str(upstream.port), 1)[1]) for url in failing + good}
     assert {url: after[url] - before[url] for url in after} == dict.fromkeys(after, 1)
-    assert "19 drafted" in done.stdout and "6 failed" in done.stdout, done.stdout
+    assert "19 traduites" in done.stdout and "6 en échec" in done.stdout, done.stdout
     stored = entries_by_url(config)
     assert [stored[url]["attempts"] for url in failing] == [2] * 6
     assert all(stored[url]["state"] == "drafted" for url in good)
@@ -293,7 +293,7 @@ def test_private_networks_are_allowed_per_feed_and_trust_is_the_configured_origi
 
         done = run_cli(config, "poll")
 
-        assert "1 drafted" in done.stdout and "1 failed" in done.stdout, done.stdout
+        assert "1 traduite" in done.stdout and "1 en échec" in done.stdout, done.stdout
         stored = entries_by_url(config)
         assert "refused to connect to 127.0.0.1" in (stored[page]["last_error"] or "")
         assert stored[page + "?open"]["state"] == "drafted"
@@ -322,7 +322,7 @@ def test_the_global_flag_is_only_a_default_a_feed_can_turn_off(
 
         done = run_cli(config, "poll")
 
-        assert "1 drafted" in done.stdout, done.stdout
+        assert "1 traduite" in done.stdout, done.stdout
         stored = entries_by_url(config)
         assert "refused to connect to 127.0.0.1" in (stored[page]["last_error"] or "")
         assert [r.path for r in internal.requests] == ["/admin?ok"]

@@ -165,7 +165,7 @@ def test_feeds_export_then_import_round_trips(config: Path, tmp_path: Path) -> N
     # Into the config it came from, every feed is there already.
     again = run_cli(config, "feeds", "import", str(opml))
     assert again.stdout == ""
-    assert "skipped, already configured: http://127.0.0.1:9/rss/" in again.stderr
+    assert "laissé de côté, déjà configuré : http://127.0.0.1:9/rss/" in again.stderr
 
 
 def test_import_of_a_file_that_is_not_opml_fails_clearly(config: Path, tmp_path: Path) -> None:

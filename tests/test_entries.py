@@ -185,7 +185,7 @@ def test_a_licensed_text_pasted_for_a_members_only_post_becomes_a_draft(
     queued = run_cli(
         ghost.config, "entries", "translate", str(paid["id"]), "--body-file", str(body)
     )
-    assert "queued for translation" in queued.stdout
+    assert "mise en traduction à partir de votre texte" in queued.stdout
     [pending] = entries_cli(ghost, "--state", "pending")
     assert (pending["id"], pending["full_text_source"]) == (paid["id"], "editor")
     run_cli(ghost.config, "poll")
@@ -261,7 +261,7 @@ def test_a_page_answering_500_is_listed_as_failing_and_retried_once_it_recovers(
     assert entries_cli(excerpts, "--state", "failing") == [failing]
 
     retried = run_cli(excerpts.config, "entries", "retry", str(failing["id"]))
-    assert f"queued entry {failing['id']} again" in retried.stdout
+    assert f"entrée {failing['id']} remise en file" in retried.stdout
     excerpts.process()
 
     assert upstream.hits(SIMDJSON_PATH) == hits + 1

@@ -38,10 +38,10 @@ import feedparser
 import httpx
 import lxml.html
 import pytest
-from conftest import _wait_until_healthy
+from conftest import _wait_until_healthy, stop
 from newsroom import MUSK_TITLE, PASSWORD, config_text, free_port, serve_newsletters
 from servers import LibreTranslateServer, UpstreamServer
-from test_browser import CHROMIUM, CHROMIUM_ARGS, _require_chromium
+from test_browser import browser as chromium  # noqa: F401 - the Chromium fixture
 
 REPO = Path(__file__).resolve().parent.parent
 BUILD_TIMEOUT_SECONDS = 90
@@ -187,17 +187,6 @@ def test_the_installed_program_imports_the_installed_package(
 # ---------------------------------------------------------------- the documented path
 
 
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    _require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
-
-
 @dataclass
 class Site:
     folder: Path
@@ -252,16 +241,12 @@ def _served(site: Site) -> Iterator[str]:
             _wait_until_healthy(process, site.base_url, log_path)
             yield site.base_url
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=15)
+            stop(process)
 
 
 def test_installed_wheel_polls_an_editor_approves_in_chromium_and_the_feed_has_it(
-    browser: Any, site: Site
+    chromium: Any,  # noqa: F811 - the fixture imported above
+    site: Site,
 ) -> None:
     site.cli("db", "upgrade")
     # One newsletter is enough here (each command pays for starting Python afresh).
@@ -272,7 +257,7 @@ def test_installed_wheel_polls_an_editor_approves_in_chromium_and_the_feed_has_i
 
     # The desk, from the installed templates and static files.
     with _served(site) as base_url:
-        context = browser.new_context(base_url=base_url, locale="fr-FR")
+        context = chromium.new_context(base_url=base_url, locale="fr-FR")
         # Images of the original pages point elsewhere: only the aggregator is reached.
         context.route(
             "**/*",

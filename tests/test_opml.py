@@ -140,8 +140,8 @@ def test_import_skips_and_names_feeds_already_configured(
         {"url": "https://lemire.me/blog/feed/", "name": 'Lemire & co "blog"'}
     ]
     assert result.stderr.splitlines() == [
-        "skipped, already configured: https://torment-nexus.mathewingram.com/rss/",
-        "skipped, already configured: https://daringfireball.net/feeds/main",
+        "laissé de côté, déjà configuré : https://torment-nexus.mathewingram.com/rss/",
+        "laissé de côté, déjà configuré : https://daringfireball.net/feeds/main",
     ]
     with config.open("a", encoding="utf-8") as appended:
         appended.write("\n" + result.stdout)
@@ -166,7 +166,7 @@ def test_import_skips_a_feed_that_polling_discovered_for_a_configured_page(
     result = run_cli(config, "feeds", "import", str(opml))
 
     assert result.stdout == ""
-    assert f"skipped, already configured: {feed_url}" in result.stderr
+    assert f"laissé de côté, déjà configuré : {feed_url}" in result.stderr
 
 
 def test_export_names_the_discovered_feed_not_the_page(

@@ -90,10 +90,6 @@ def open_store(settings: Settings, *, upgrade: bool = False) -> Iterator[Store]:
         store.close()
 
 
-def iso(moment: datetime | None) -> str | None:
-    return moment.isoformat().replace("+00:00", "Z") if moment else None
-
-
 def print_json(value: Any) -> None:
     click.echo(json.dumps(value, ensure_ascii=False, indent=2))
 

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from aggregator.cli.base import err, main, open_store, settings_of, utc_now
+from aggregator.cli.base import err, main, open_store, settings_of, utc_now, words_of
 from aggregator.errors import AggregatorError
+from aggregator.i18n import Messages
 from aggregator.store import Store
 
 if TYPE_CHECKING:
@@ -77,7 +78,7 @@ def poll(ctx: click.Context, feeds: tuple[str, ...], fetch_only: bool) -> None:
                     process_backlog(services, retry_failed=True, report=report, on_progress=advance)
         finally:
             services.close()
-    _print_summary(report)
+    _print_summary(report, words_of(settings))
 
 
 @contextmanager
@@ -92,12 +93,21 @@ def _progress(label: str, total: int) -> Iterator[Callable[[], None]]:
         yield lambda: progress.advance(task)
 
 
-def _print_summary(report: Report) -> None:
+def _print_summary(report: Report, words: Messages) -> None:
     feeds, entries = report.feeds, report.entries
     click.echo(
-        f"feeds: {feeds['updated']} updated, {feeds['unchanged']} unchanged, "
-        f"{feeds['failed']} failed; entries: {entries['new']} new, {entries['updated']} updated, "
-        f"{entries['drafted']} drafted, {entries['skipped']} skipped, {entries['failed']} failed"
+        words.gettext(
+            "feeds: %(updated)s, %(unchanged)s, %(failed)s; entries: %(new)s, "
+            "%(changed)s, %(drafted)s, %(skipped)s, %(failing)s",
+            updated=words.ngettext("%(num)s updated", "%(num)s updated", feeds["updated"]),
+            unchanged=words.ngettext("%(num)s unchanged", "%(num)s unchanged", feeds["unchanged"]),
+            failed=words.ngettext("%(num)s failed", "%(num)s failed", feeds["failed"]),
+            new=words.ngettext("%(num)s new", "%(num)s new", entries["new"]),
+            changed=words.ngettext("%(num)s changed", "%(num)s changed", entries["updated"]),
+            drafted=words.ngettext("%(num)s drafted", "%(num)s drafted", entries["drafted"]),
+            skipped=words.ngettext("%(num)s skipped", "%(num)s skipped", entries["skipped"]),
+            failing=words.ngettext("%(num)s failed", "%(num)s failed", entries["failed"]),
+        )
     )
     for line in report.errors:
         click.echo(f"  error: {line}", err=True)

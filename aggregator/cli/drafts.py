@@ -11,7 +11,6 @@ import click
 from rich.table import Table
 
 from aggregator.cli.base import (
-    iso,
     main,
     open_store,
     out,
@@ -25,6 +24,7 @@ from aggregator.errors import AggregatorError
 from aggregator.i18n import N_
 from aggregator.models import DraftStatus
 from aggregator.publish import credit_html, source_name
+from aggregator.shapes import edits_json, iso
 from aggregator.store import DraftView, Store
 
 
@@ -64,20 +64,7 @@ def _draft_detail(d: DraftView) -> dict[str, Any]:
         "version": d.version,
         "published": d.published,
         "withdrawn_at": iso(d.withdrawn_at),
-        # Parts changed by an editor ("title", "block N" from 1, "body"): kept over redrafts.
-        "edited": list(d.edited),
-        "edit_flags": [
-            {
-                "part": f.part,
-                "index": f.index,
-                "text": f.text,
-                "old_source": f.old_source,
-                "new_source": f.new_source,
-                "flagged_at": iso(f.flagged_at),
-            }
-            for f in d.flags
-        ],
-        "review_policy": "manual",
+        **edits_json(d),
     }
 
 

@@ -8,8 +8,9 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from aggregator.cli.base import iso, main, open_store, out, print_json, settings_of, utc_now
+from aggregator.cli.base import main, open_store, out, print_json, settings_of, utc_now, words_of
 from aggregator.errors import AggregatorError
+from aggregator.shapes import iso
 
 
 @main.group()
@@ -52,6 +53,7 @@ def entries_list(ctx: click.Context, state: str, feed: str | None, as_json: bool
 def entries_retry(ctx: click.Context, ids: tuple[int, ...]) -> None:
     """Take entries again at the next pass (`poll`, or the daemon's next tick)."""
     settings = settings_of(ctx)
+    words = words_of(settings)
     failures = 0
     with open_store(settings, upgrade=True) as store:
         for entry_id in ids:
@@ -61,7 +63,8 @@ def entries_retry(ctx: click.Context, ids: tuple[int, ...]) -> None:
                 click.echo(f"error: {exc}", err=True)
                 failures += 1
                 continue
-            click.echo(f"queued entry {entry.id} again: {entry.title}")
+            click.echo(words.gettext("queued entry %(id)s again: %(title)s", id=entry.id,
+                                     title=entry.title))  # fmt: skip
     if failures:
         sys.exit(1)
 
@@ -81,4 +84,10 @@ def entries_translate(ctx: click.Context, entry_id: int, body_file: Path) -> Non
     html = body_file.read_text(encoding="utf-8")
     with open_store(settings, upgrade=True) as store:
         entry = translate_pasted_text(store, settings, entry_id, html, now=utc_now())
-    click.echo(f"entry {entry.id} queued for translation from your text: {entry.title}")
+    click.echo(
+        words_of(settings).gettext(
+            "entry %(id)s queued for translation from your text: %(title)s",
+            id=entry.id,
+            title=entry.title,
+        )
+    )

@@ -12,7 +12,6 @@ from aggregator import config as config_module
 from aggregator import health
 from aggregator import opml as opml_module
 from aggregator.cli.base import (
-    iso,
     main,
     open_store,
     out,
@@ -21,6 +20,9 @@ from aggregator.cli.base import (
     utc_now,
     words_of,
 )
+from aggregator.config import Settings
+from aggregator.i18n import messages, ui_language
+from aggregator.shapes import iso
 from aggregator.store import FeedHealth
 
 
@@ -80,21 +82,26 @@ def feeds_import(ctx: click.Context, opml: Path) -> None:
     them) are left out and named on stderr, so the appended config still loads.
     """
     found = opml_module.read_opml(opml.read_bytes(), str(opml))
-    fresh, skipped = opml_module.new_feeds(found, _followed_urls(ctx))
+    settings = _config_in_use(ctx)
+    fresh, skipped = opml_module.new_feeds(found, _followed_urls(settings))
+    words = words_of(settings) if settings else messages(ui_language("", "fr"))
     for feed in skipped:
-        click.echo(f"skipped, already configured: {feed.url}", err=True)
+        click.echo(words.gettext("skipped, already configured: %(url)s", url=feed.url), err=True)
     if fresh:
         click.echo(opml_module.feeds_toml(fresh), nl=False)
     else:
-        click.echo("every feed of the file is already configured", err=True)
+        click.echo(words.gettext("every feed of the file is already configured"), err=True)
 
 
-def _followed_urls(ctx: click.Context) -> list[str]:
-    """The feed URLs of the config in use, when there is one, and what polling learnt."""
+def _config_in_use(ctx: click.Context) -> Settings | None:
     path = config_module.config_path(ctx.find_root().obj)
-    if not path.exists():
+    return config_module.load(path) if path.exists() else None
+
+
+def _followed_urls(settings: Settings | None) -> list[str]:
+    """The feed URLs of the config in use, when there is one, and what polling learnt."""
+    if settings is None:
         return []
-    settings = config_module.load(path)
     with open_store(settings, upgrade=True) as store:
         learnt = [url for f in store.feed_health() for url in (f.url, f.config_url)]
     return [feed.url for feed in settings.feeds] + learnt

@@ -15,8 +15,9 @@ from typing import Any
 import click
 
 from aggregator import config as config_module
-from aggregator.cli.base import iso, main, utc_now
+from aggregator.cli.base import main, utc_now
 from aggregator.errors import AccountError
+from aggregator.shapes import iso
 from aggregator.store import Store, UserView
 
 PASSWORD_STDIN_HELP = "Read the password from the first line of standard input."  # noqa: S105

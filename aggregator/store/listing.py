@@ -133,12 +133,7 @@ class EntryListingStore(StoreBase):
                 entry.full_html = None
                 entry.skip_reason = None
                 entry.attempts = 0
-            entry.next_attempt_at = now
-            entry.locked_until = None
-            entry.claimed_by = None
-            entry.updated_at = now
-            session.flush()
-            return self._listed(session, entry_id)
+            return self._queue_now(session, entry, now)
 
     def paste_full_text(
         self, entry_id: int, *, full_html: str, language: str, now: datetime
@@ -154,12 +149,16 @@ class EntryListingStore(StoreBase):
             entry.skip_reason = None
             entry.attempts = 0
             entry.last_error = None
-            entry.next_attempt_at = now
-            entry.locked_until = None
-            entry.claimed_by = None
-            entry.updated_at = now
-            session.flush()
-            return self._listed(session, entry_id)
+            return self._queue_now(session, entry, now)
+
+    def _queue_now(self, session: Session, entry: Entry, now: datetime) -> EntryListing:
+        """Due at once, and any claim on it ended: what the editor decided goes first."""
+        entry.next_attempt_at = now
+        entry.locked_until = None
+        entry.claimed_by = None
+        entry.updated_at = now
+        session.flush()
+        return self._listed(session, entry.id)
 
     def entry_counts(self) -> dict[str, int]:
         """How many entries are in each listed state."""
