@@ -18,7 +18,7 @@ from lxml import etree
 
 from aggregator.boilerplate import remove_boilerplate
 from aggregator.errors import ExtractError
-from aggregator.untrusted import plain_text
+from aggregator.untrusted import plain_text, same_site
 
 ALLOWED_TAGS = {
     "a", "abbr", "b", "blockquote", "br", "caption", "cite", "code", "dd", "del", "details",
@@ -388,20 +388,7 @@ def _place(url: str) -> str:
 def is_link_post(entry_url: str | None, site_urls: Collection[str | None]) -> bool:
     """Does the entry link to someone else's article (a link blog's post), not to its own
     site's? Hosts match when one is the other or a subdomain of it (www., blog.)."""
-    if not entry_url:
+    sites = [url for url in site_urls if same_site(url, url)]
+    if not same_site(entry_url, entry_url) or not sites:
         return False
-    host = _host(entry_url)
-    sites = [_host(url) for url in site_urls if url]
-    if not host or not any(sites):
-        return False
-    return not any(
-        site and (host == site or host.endswith(f".{site}") or site.endswith(f".{host}"))
-        for site in sites
-    )
-
-
-def _host(url: str) -> str:
-    try:
-        return (urlsplit(url).hostname or "").lower().removeprefix("www.")
-    except ValueError:
-        return ""
+    return not any(same_site(entry_url, site) for site in sites)

@@ -118,6 +118,9 @@ class Entry(Base):
     feed_id: Mapped[int] = mapped_column(ForeignKey("feeds.id", ondelete="CASCADE"), index=True)
     key: Mapped[str] = mapped_column(String(2048))
     url: Mapped[str | None] = mapped_column(String(2048))
+    # A link blog's post: its own address on the feed's site, while ``url`` is the article
+    # it links to. The credit links here.
+    permalink: Mapped[str | None] = mapped_column(String(2048))
     title: Mapped[str] = mapped_column(Text, default="")
     author: Mapped[str | None] = mapped_column(String(500))
     published_at: Mapped[datetime | None]

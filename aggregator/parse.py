@@ -30,7 +30,7 @@ import charset_normalizer
 import feedparser
 
 from aggregator.errors import NotAFeedError, ParseError
-from aggregator.untrusted import plain_text
+from aggregator.untrusted import plain_text, same_site
 
 # An internal DTD subset is where entity bombs (billion laughs, quadratic blow-up) and
 # external entities (XXE) live; feeds never need one.
@@ -66,6 +66,9 @@ class ParsedEntry:
     summary_html: str | None
     content_html: str | None
     content_hash: str
+    # A link blog's post links to someone else's article; this is where the post itself
+    # lives on the feed's site (Daring Fireball's rel="related"): what its credit links to.
+    permalink: str | None = None
 
 
 @dataclass(frozen=True)
@@ -308,7 +311,22 @@ def _entry(raw: Any, feed: Any) -> ParsedEntry:
         # What a reader sees; dates are left out so that a feed which restamps its entries on
         # every fetch does not turn each fetch into an update.
         content_hash=_hash(title, url, summary, content),
+        permalink=_permalink(raw, url, feed.get("link")),
     )
+
+
+def _permalink(raw: Any, url: str | None, site_url: str | None) -> str | None:
+    """The post's own address on the feed's site when its link points to another site: a
+    rel="related" link there, else an id that is a URL there; None for an ordinary post."""
+    if not url or not same_site(site_url, site_url) or same_site(url, site_url):
+        return None
+    for link in raw.get("links") or []:
+        href = link.get("href")
+        if link.get("rel") == "related" and same_site(href, site_url):
+            return str(href)[:2048]
+    guid = raw.get("id")
+    on_site = isinstance(guid, str) and guid.startswith(("https://", "http://"))
+    return str(guid)[:2048] if on_site and same_site(guid, site_url) else None
 
 
 def _best_content(contents: list[Any]) -> str | None:

@@ -35,6 +35,22 @@ _URL_INVISIBLE = re.compile("[\t\n\r]")
 _URL_EDGES = "".join(chr(c) for c in range(0x21))
 
 
+def same_site(url: str | None, other: str | None) -> bool:
+    """Are both URLs on one site? Hosts match when one is the other or a subdomain of it
+    (www., blog.); a URL without a readable host is on no site."""
+    host, other_host = _site_host(url), _site_host(other)
+    if not host or not other_host:
+        return False
+    return host == other_host or host.endswith(f".{other_host}") or other_host.endswith(f".{host}")
+
+
+def _site_host(url: str | None) -> str:
+    try:
+        return (urlsplit(url or "").hostname or "").lower().removeprefix("www.")
+    except ValueError:
+        return ""
+
+
 def plain_text(text: str) -> str:
     """``text`` without control, embedding, override or isolate characters."""
     return _CONTROLS.sub("", text)

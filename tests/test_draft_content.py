@@ -123,7 +123,12 @@ def test_a_link_blog_post_is_the_bloggers_comment_and_the_article_stays_a_link(
     assert fr("Augmented reality developers") not in body
     links = lxml.html.fragment_fromstring(body, create_parent="div").iter("a")
     assert third_party in [a.get("href") for a in links]  # the article stays a link
-    assert draft["original_url"] == third_party
+    # The credit links to the post itself, on the blogger's site, not to the article.
+    permalink = re.search(r'rel="related" type="text/html" href="([^"]+)"', entry)
+    assert permalink
+    assert draft["original_url"] == permalink.group(1)
+    credit = lxml.html.fragment_fromstring(draft["credit_html"], create_parent="div")
+    assert [a.get("href") for a in credit.iter("a")] == [permalink.group(1)]
 
 
 def test_a_post_that_is_not_a_link_still_reads_its_page(

@@ -298,6 +298,7 @@ class FeedStore(StoreBase):
             "feed_id": feed_id,
             "key": e.key,
             "url": e.url,
+            "permalink": e.permalink,
             "title": e.title,
             "author": e.author,
             "published_at": e.published_at,
@@ -331,6 +332,7 @@ class FeedStore(StoreBase):
         entry.update_window_started_at, entry.update_count = window, count
         draft = entry.draft
         entry.url, entry.title, entry.author = item.url, item.title, item.author
+        entry.permalink = item.permalink
         entry.summary_html, entry.content_html = item.summary_html, item.content_html
         entry.source_updated_at = item.updated_at
         entry.content_hash = item.content_hash
