@@ -26,8 +26,11 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+# Tests run on every core (one module per worker), then those that measure time or memory
+# against a limit run alone.
 pytest: install
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --maxprocesses 4 --dist loadfile -m "not serial"
+	$(BIN)/pytest -m serial
 
 test: lint typecheck pytest
 

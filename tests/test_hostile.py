@@ -30,6 +30,9 @@ import pytest
 from hostile import HostileServer
 from servers import UpstreamServer
 
+# Limits of time and memory: measured with no other test running beside them.
+pytestmark = pytest.mark.serial
+
 DATA = Path(__file__).parent / "data"
 REAL = sorted(p for p in (DATA / "parse").iterdir() if p.suffix in (".rss", ".atom", ".xml"))
 CONTENT_TYPES = {".atom": "application/atom+xml", ".rss": "application/rss+xml"}

@@ -31,6 +31,8 @@ from aggregator.errors import ParseError
 from aggregator.parse import item_spans, parse_feed, strip_entity_declarations
 
 __all__ = ["make"]  # the fixture, used by name
+# Time ratios and a 1 s answer: measured with no other test running beside them.
+pytestmark = pytest.mark.serial
 HEAD = b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>'
 # Sizes that stay in the processor's cache, so that the machine's memory does not bend the
 # curve (a quadratic pass shows 16× at any size: the report's 96 KB document took 8.2 s).
