@@ -130,6 +130,29 @@ def test_edit_title_and_body_from_a_file(config: Path, tmp_path: Path) -> None:
     assert shown["status"] == "pending"
 
 
+def test_edit_refuses_what_the_desk_refuses_and_strips_what_it_strips(
+    config: Path, tmp_path: Path
+) -> None:
+    draft_id = seed_draft(config)
+    before = run_cli_json(config, "drafts", "show", str(draft_id), "--json")
+
+    blank = run_cli(config, "drafts", "edit", str(draft_id), "--title", "   ", check=False)
+    assert blank.returncode == 1
+    assert blank.stderr.strip() == "error: the title is empty"
+    assert run_cli_json(config, "drafts", "show", str(draft_id), "--json") == before
+
+    hostile = tmp_path / "hostile.html"
+    hostile.write_text(
+        '<p onclick="steal()">Corps <script>alert(1)</script>relu.</p>', encoding="utf-8"
+    )
+    run_cli(config, "drafts", "edit", str(draft_id), "--title", "Titre\u202e spoof\x07",
+            "--body-file", str(hostile))  # fmt: skip
+    shown = run_cli_json(config, "drafts", "show", str(draft_id), "--json")
+    assert isinstance(shown, dict)
+    assert shown["title"] == "Titre spoof"
+    assert shown["body_html"] == "<p>Corps relu.</p>"
+
+
 def test_edit_without_options_opens_the_editor(config: Path, tmp_path: Path) -> None:
     draft_id = seed_draft(config)
     editor = tmp_path / "editor.py"

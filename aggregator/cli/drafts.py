@@ -20,12 +20,14 @@ from aggregator.cli.base import (
     utc_now,
     words_of,
 )
+from aggregator.compare import clean_body, clean_title
 from aggregator.errors import AggregatorError
 from aggregator.i18n import N_
 from aggregator.models import DraftStatus
 from aggregator.publish import credit_html, source_name
 from aggregator.shapes import edits_json, iso
 from aggregator.store import DraftView, Store
+from aggregator.untrusted import plain_text
 
 
 @main.group()
@@ -228,6 +230,9 @@ def drafts_edit(
         body = body_file.read_text(encoding="utf-8") if body_file else None
         if title is None and body is None:
             title, body = _edit_in_editor(draft)
+        # The desk's checks, so that the same edit gets the same answer through every door.
+        title = clean_title(plain_text(title)) if title is not None else None
+        body = clean_body(body) if body is not None else None
         updated = store.edit(
             draft_id, actor=who, now=utc_now(), title=title, body_html=body,
             confirm=("title",) if title is not None else (),
