@@ -7,6 +7,7 @@ from typing import Any
 
 from aggregator import __version__
 from aggregator.config import Settings
+from aggregator.entries_view import ENTRY_FIELDS
 
 _NULLABLE_STRING = {"type": ["string", "null"]}
 _NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
@@ -223,17 +224,7 @@ SCHEMAS: dict[str, Any] = {
     },
     "Entry": {
         "type": "object",
-        "required": [
-            "id",
-            "feed",
-            "title",
-            "url",
-            "state",
-            "reason",
-            "attempts",
-            "last_error",
-            "next_attempt_at",
-        ],
+        "required": list(ENTRY_FIELDS),  # what the CLI's --json promises too
         "properties": {
             "id": {"type": "integer"},
             "feed": {"type": "string"},
