@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from aggregator.clock import utc_now
 from aggregator.engines import Engine
 from aggregator.errors import BudgetExhaustedError, TranslateError
 
@@ -90,7 +91,7 @@ class GuardedEngine:
     breaker: CircuitBreaker
     ledger: UsageLedger | None = None
     daily_characters: int = 0
-    now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    now: Callable[[], datetime] = utc_now
     characters: int = 0  # sent through this object
     requests: int = 0
     # Use not yet in the ledger (no budget to check): day -> [characters, requests].

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from starlette.requests import Request
 
 from aggregator.auth import SESSION_COOKIE, Auth, Reviewer
+from aggregator.clock import utc_now
 from aggregator.compare import (
     BlockPair,
     DiffLine,
@@ -34,10 +35,6 @@ from aggregator.untrusted import is_row_id, plain_text
 from aggregator.websub import HubNotifier
 
 ACTIONS = ("approve", "reject", "retranslate", "acknowledge", "withdraw")
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def checked_id(draft_id: int) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from aggregator import __version__
+from aggregator.clock import utc_now
 from aggregator.errors import AggregatorError
 from aggregator.models import DraftStatus, EntryState, FeedStatus
 from aggregator.store import Store
@@ -26,14 +27,10 @@ from aggregator.store.stats import Overview
 log = logging.getLogger("aggregator.metrics")
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 class DatabaseCollector(Collector):
     """Every ``aggregator_*`` family, from one read of the database."""
 
-    def __init__(self, store: Store, clock: Callable[[], datetime] = _now) -> None:
+    def __init__(self, store: Store, clock: Callable[[], datetime] = utc_now) -> None:
         self.store = store
         self.clock = clock
 
@@ -151,7 +148,7 @@ def _families(o: Overview) -> Iterator[Metric]:
     yield claims
 
 
-def registry_for(store: Store, clock: Callable[[], datetime] = _now) -> CollectorRegistry:
+def registry_for(store: Store, clock: Callable[[], datetime] = utc_now) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(DatabaseCollector(store, clock))
     return registry

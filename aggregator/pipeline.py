@@ -17,12 +17,13 @@ from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from html import escape
 
 from aggregator import decide
 from aggregator.boilerplate import recorded_drops, remove_boilerplate, remove_recurring
 from aggregator.chain import BreakerBoard, EngineChain, GuardedEngine
+from aggregator.clock import utc_now
 from aggregator.config import ENGINES, Settings
 from aggregator.engines import Engine, build_engines
 from aggregator.errors import AggregatorError, FetchError, TranslateError, UnexpectedError
@@ -49,10 +50,6 @@ from aggregator.translate import translate_article
 log = logging.getLogger("aggregator.pipeline")
 
 PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass

@@ -22,10 +22,11 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Protocol
 
 from aggregator.chain import EngineChain, GuardedEngine, exhausted
+from aggregator.clock import utc_now
 from aggregator.engines import Engine
 from aggregator.errors import TranslateError
 from aggregator.extract import sanitize
@@ -316,10 +317,6 @@ class _Work:
     engine: str | None = None
     remember: str | None = None  # the engine's answer, worth keeping in memory
     is_title: bool = False
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def translate_article(

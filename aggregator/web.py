@@ -24,8 +24,9 @@ from starlette.types import Receive, Scope, Send
 
 from aggregator.api import ApiViews
 from aggregator.auth import Auth
+from aggregator.clock import utc_now
 from aggregator.config import Settings
-from aggregator.desk import Desk, utc_now
+from aggregator.desk import Desk
 from aggregator.errors import (
     AggregatorError,
     ConflictError,

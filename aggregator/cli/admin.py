@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from aggregator import health
-from aggregator.cli.base import main, open_store, settings_of, utc_now, words_of
+from aggregator.cli.base import main, open_store, settings_of, words_of
+from aggregator.clock import utc_now
 from aggregator.config import Settings
 from aggregator.i18n import Messages
 from aggregator.store import Overview

@@ -14,7 +14,6 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +29,6 @@ from aggregator.store import Store
 
 err = Console(stderr=True)
 out = Console()
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class AggregatorGroup(click.Group):

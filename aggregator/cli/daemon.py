@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from aggregator.cli.base import err, main, open_store, settings_of, utc_now, words_of
+from aggregator.cli.base import err, main, open_store, settings_of, words_of
+from aggregator.clock import utc_now
 from aggregator.errors import AggregatorError
 from aggregator.i18n import Messages
 from aggregator.store import Store

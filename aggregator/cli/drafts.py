@@ -17,9 +17,9 @@ from aggregator.cli.base import (
     print_json,
     reviewer,
     settings_of,
-    utc_now,
     words_of,
 )
+from aggregator.clock import utc_now
 from aggregator.compare import clean_body, clean_title
 from aggregator.errors import AggregatorError
 from aggregator.i18n import N_

@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from aggregator.cli.base import main, open_store, out, print_json, settings_of, utc_now, words_of
+from aggregator.cli.base import main, open_store, out, print_json, settings_of, words_of
+from aggregator.clock import utc_now
 from aggregator.errors import AggregatorError
 from aggregator.shapes import iso
 

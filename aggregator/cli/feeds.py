@@ -17,9 +17,9 @@ from aggregator.cli.base import (
     out,
     print_json,
     settings_of,
-    utc_now,
     words_of,
 )
+from aggregator.clock import utc_now
 from aggregator.config import Settings
 from aggregator.i18n import messages, ui_language
 from aggregator.shapes import iso

@@ -15,7 +15,8 @@ from typing import Any
 import click
 
 from aggregator import config as config_module
-from aggregator.cli.base import main, utc_now
+from aggregator.cli.base import main
+from aggregator.clock import utc_now
 from aggregator.errors import AccountError
 from aggregator.shapes import iso
 from aggregator.store import Store, UserView

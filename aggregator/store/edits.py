@@ -33,16 +33,17 @@ def translated_source(entry: Entry) -> str:
 
 
 def kept_edits(draft: Draft) -> list[KeptEdit]:
-    return [
-        KeptEdit(
-            kind=row.kind,  # type: ignore[arg-type]
-            block=row.block,
-            text=row.text,
-            source=row.source,
-            new_source=row.new_source,
-        )
-        for row in draft.edits
-    ]
+    return [_kept(row) for row in draft.edits]
+
+
+def _kept(row: DraftEdit) -> KeptEdit:
+    return KeptEdit(
+        kind=row.kind,  # type: ignore[arg-type]
+        block=row.block,
+        text=row.text,
+        source=row.source,
+        new_source=row.new_source,
+    )
 
 
 def edited_parts(draft: Draft) -> tuple[str, ...]:
@@ -57,10 +58,9 @@ def edit_flags(draft: Draft) -> tuple[EditFlag, ...]:
     for row in draft.edits:
         if row.new_source is None or row.flagged_at is None:
             continue
-        edit = KeptEdit(row.kind, row.block, row.text, row.source, row.new_source)  # type: ignore[arg-type]
         flags.append(
             EditFlag(
-                part=edit.part,
+                part=_kept(row).part,
                 index=row.block,
                 text=row.text,
                 old_source=row.source,
