@@ -88,7 +88,7 @@ STORED = (
     N_("edits put back over the new translation: %(parts)s"),
     N_("edit kept on %(parts)s, source changed"),
     N_("%(parts)s"),
-    # What fetching an article page most often says (aggregator.fetch), for failing entries.
+    # What fetching an article page most often says (aggregator.polling.fetch), for failing entries.
     N_("the server failed (%(status)s)"),
     N_("the server refused the request (%(status)s)"),
     N_("nothing at this address (%(status)s): check the URL"),

@@ -20,14 +20,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from html import escape
 
-from aggregator import decide
-from aggregator.boilerplate import recorded_drops, remove_boilerplate, remove_recurring
-from aggregator.chain import BreakerBoard, EngineChain, GuardedEngine
 from aggregator.clock import utc_now
 from aggregator.config import ENGINES, Settings
-from aggregator.engines import Engine, build_engines
 from aggregator.errors import AggregatorError, FetchError, TranslateError, UnexpectedError
-from aggregator.extract import (
+from aggregator.extraction.boilerplate import recorded_drops, remove_boilerplate, remove_recurring
+from aggregator.extraction.extract import (
     drop_title_heading,
     extract_article,
     feed_content_is_full,
@@ -39,13 +36,16 @@ from aggregator.extract import (
     sanitize,
     text_of,
 )
-from aggregator.fetch import Fetcher
-from aggregator.glossary import Glossary
-from aggregator.language import detect
+from aggregator.extraction.language import detect
 from aggregator.models import EntryState
+from aggregator.polling import decide
+from aggregator.polling.fetch import Fetcher
 from aggregator.store import DraftContent, EntryWork, PendingMemory, Progress, Store
 from aggregator.store.memory import FeedContext
-from aggregator.translate import translate_article
+from aggregator.translation.chain import BreakerBoard, EngineChain, GuardedEngine
+from aggregator.translation.engines import Engine, build_engines
+from aggregator.translation.glossary import Glossary
+from aggregator.translation.translate import translate_article
 
 log = logging.getLogger("aggregator.pipeline")
 

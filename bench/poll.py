@@ -206,7 +206,7 @@ def serve_rounds(update: Callable[[], None], count: Callable[[], int]) -> None:
 def client_ours(args: argparse.Namespace) -> None:
     from aggregator import config as config_module
     from aggregator.pipeline import Services
-    from aggregator.polling import poll_feeds
+    from aggregator.polling.refresh import poll_feeds
     from aggregator.store import Store
 
     directory = Path(tempfile.mkdtemp(prefix="bench-poll-ours-"))

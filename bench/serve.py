@@ -38,7 +38,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from servers import dictionary_translate  # noqa: E402
 
 from aggregator import config as config_module  # noqa: E402
-from aggregator.parse import ParsedEntry  # noqa: E402
+from aggregator.polling.parse import ParsedEntry  # noqa: E402
 from aggregator.store import DraftContent, Store  # noqa: E402
 
 FIXTURE = ROOT / "tests" / "data" / "torment-nexus-like.rss"

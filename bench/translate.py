@@ -48,15 +48,15 @@ sys.path.insert(0, str(ROOT / "tests"))
 from servers import LibreTranslateServer  # noqa: E402
 from translation_desk import real_article_pages  # noqa: E402
 
-from aggregator.boilerplate import remove_boilerplate  # noqa: E402
 from aggregator.config import Duration, EngineSettings, TranslationSettings  # noqa: E402
-from aggregator.engines import Engine, build_engine  # noqa: E402
-from aggregator.extract import extract_article, sanitize, text_of, word_count  # noqa: E402
-from aggregator.language import detect  # noqa: E402
-from aggregator.parse import parse_feed  # noqa: E402
-from aggregator.segment import parse_fragment, units  # noqa: E402
+from aggregator.extraction.boilerplate import remove_boilerplate  # noqa: E402
+from aggregator.extraction.extract import extract_article, sanitize, text_of, word_count  # noqa: E402
+from aggregator.extraction.language import detect  # noqa: E402
+from aggregator.polling.parse import parse_feed  # noqa: E402
 from aggregator.store import Store  # noqa: E402
-from aggregator.translate import translate_article  # noqa: E402
+from aggregator.translation.engines import Engine, build_engine  # noqa: E402
+from aggregator.translation.segment import parse_fragment, units  # noqa: E402
+from aggregator.translation.translate import translate_article  # noqa: E402
 
 REAL = Path("/work/shared/fixtures/real")
 if not REAL.exists():

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from browser import browser  # noqa: F401 - fixture: Debian's Chromium, one per module
 from newsroom import newsroom, newsroom_template  # noqa: F401 - fixtures
 from pg import postgres_database, postgres_server, postgres_url  # noqa: F401 - fixtures
 from servers import LOOPBACK, LibreTranslateServer, UpstreamServer

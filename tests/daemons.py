@@ -326,7 +326,7 @@ def fetch_entries(config: Path) -> None:
     """
     from aggregator import config as config_module
     from aggregator.pipeline import Services
-    from aggregator.polling import poll_feeds
+    from aggregator.polling.refresh import poll_feeds
     from aggregator.store import Store
 
     settings = config_module.load(config)

@@ -32,9 +32,9 @@ with warnings.catch_warnings():
     from starlette.testclient import TestClient
 from aggregator.config import Settings
 from aggregator.pipeline import Services, process_backlog
-from aggregator.polling import poll_feeds
+from aggregator.polling.refresh import poll_feeds
 from aggregator.store import DraftView, Store
-from aggregator.web import create_app
+from aggregator.web.app import create_app
 
 GHOST_ORIGIN = "https://torment-nexus.mathewingram.com"
 GHOST_FEED_PATH = "/rss/"

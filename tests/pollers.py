@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import select
 
 from aggregator import config as config_module
-from aggregator import polling
 from aggregator.models import Entry, Feed
 from aggregator.pipeline import Report, Services
+from aggregator.polling import refresh
 from aggregator.store import Store
 
 START = datetime(2025, 2, 12, 15, 0, tzinfo=UTC)
@@ -41,7 +41,7 @@ class Poller:
         return self.services.store
 
     def poll(self, *, force: bool = False, only: tuple[str, ...] = ()) -> Report:
-        return polling.poll_feeds(self.services, force=force, only=only)
+        return refresh.poll_feeds(self.services, force=force, only=only)
 
     def feed(self, name: str = "feed") -> Feed:
         with self.store.session() as session:

@@ -13,7 +13,7 @@ import pytest
 from conftest import WriteConfig, run_cli, run_cli_json
 
 from aggregator import config as config_module
-from aggregator.parse import ParsedEntry
+from aggregator.polling.parse import ParsedEntry
 from aggregator.store import DraftContent, Store
 
 NOW = datetime(2025, 2, 12, 15, 0, tzinfo=UTC)

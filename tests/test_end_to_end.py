@@ -25,7 +25,7 @@ import pytest
 from conftest import DATA_DIR, WriteConfig, aggregator_process, run_cli, run_cli_json
 from servers import LibreTranslateServer, UpstreamServer, dictionary_translate
 
-from aggregator.typography import french_text
+from aggregator.translation.typography import french_text
 
 GHOST_ORIGIN = "https://torment-nexus.mathewingram.com"
 GHOST_FEED_TITLE = "The Torment Nexus"

@@ -15,7 +15,7 @@ offline. The installed `aggregator` program then polls the local newsletters,
 serves the desk, and an editor logs in with Chromium, approves a draft and finds it in
 the published feed.
 
-The end-to-end part needs /usr/bin/chromium (tests/test_browser.py says how it is driven):
+The end-to-end part needs /usr/bin/chromium (tests/browser.py says how it is driven):
 skipped without it, failed instead when AGGREGATOR_TEST_STRICT=1.
 """
 
@@ -41,7 +41,6 @@ import pytest
 from conftest import _wait_until_healthy, stop
 from newsroom import MUSK_TITLE, PASSWORD, config_text, free_port, serve_newsletters
 from servers import LibreTranslateServer, UpstreamServer
-from test_browser import browser as chromium  # noqa: F401 - the Chromium fixture
 
 REPO = Path(__file__).resolve().parent.parent
 BUILD_TIMEOUT_SECONDS = 90
@@ -245,7 +244,7 @@ def _served(site: Site) -> Iterator[str]:
 
 
 def test_installed_wheel_polls_an_editor_approves_in_chromium_and_the_feed_has_it(
-    chromium: Any,  # noqa: F811 - the fixture imported above
+    browser: Any,
     site: Site,
 ) -> None:
     site.cli("db", "upgrade")
@@ -257,7 +256,7 @@ def test_installed_wheel_polls_an_editor_approves_in_chromium_and_the_feed_has_i
 
     # The desk, from the installed templates and static files.
     with _served(site) as base_url:
-        context = chromium.new_context(base_url=base_url, locale="fr-FR")
+        context = browser.new_context(base_url=base_url, locale="fr-FR")
         # Images of the original pages point elsewhere: only the aggregator is reached.
         context.route(
             "**/*",

@@ -15,10 +15,10 @@ from conftest import run_cli
 from servers import LibreTranslateServer, UpstreamServer, dictionary_translate
 from translation_desk import ghost_feed, open_desk, write_config
 
-from aggregator.extract import text_of
+from aggregator.extraction.extract import text_of
 from aggregator.models import EntryState
 from aggregator.pipeline import process_backlog
-from aggregator.polling import poll_feeds
+from aggregator.polling.refresh import poll_feeds
 
 MUSK = "Does Elon Musk want to buy OpenAI? Yes and no"
 COURTS = "The courts and the executive order"

@@ -25,6 +25,14 @@ from typing import Any
 import feedparser
 import httpx
 import pytest
+from browser import (
+    DOCS,
+    UPDATE_SCREENSHOTS,
+    Watch,
+    expect,
+    log_in,
+    new_page,
+)
 from conftest import DATA_DIR, WriteConfig, aggregator_process, run_cli, run_cli_json
 from newsroom import (
     COURTS_TITLE,
@@ -35,16 +43,7 @@ from newsroom import (
     TOKENS,
 )
 from servers import UpstreamServer
-from test_browser import (
-    DOCS,
-    UPDATE_SCREENSHOTS,
-    Watch,
-    browser,  # noqa: F401 - the module's Chromium fixture
-    expect,
-    log_in,
-    new_page,
-)
-from test_entries import PAID_PATH, PAID_TITLE, REVIEW, SIMDJSON_PATH, WORDPRESS_PATH
+from upstream_paths import PAID_PATH, PAID_TITLE, REVIEW, SIMDJSON_PATH, WORDPRESS_PATH
 
 OLD_SENTENCE, NEW_SENTENCE = "has offered $97.4 billion", "has offered nearly $100 billion"
 EDITED_TITLE = "Musk veut-il vraiment OpenAI ? Oui et non"
@@ -115,7 +114,7 @@ def keep(page: Any, shot: Path, name: str) -> None:
 
 
 def test_an_editors_walk_through_edits_kept_withdrawal_and_entries(
-    browser: Any,  # noqa: F811 - the fixture imported above
+    browser: Any,
     site: Site,
     tmp_path: Path,
 ) -> None:

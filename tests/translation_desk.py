@@ -17,12 +17,12 @@ from servers import LibreTranslateServer, UpstreamServer
 from sqlalchemy import select
 
 from aggregator import config as config_module
-from aggregator.chain import BreakerBoard
 from aggregator.config import Settings
 from aggregator.models import Draft, Entry
 from aggregator.pipeline import Report, Services, process_backlog
-from aggregator.polling import poll_feeds
+from aggregator.polling.refresh import poll_feeds
 from aggregator.store import Store
+from aggregator.translation.chain import BreakerBoard
 
 DATA_DIR = Path(__file__).parent / "data"
 GHOST_ORIGIN = "https://torment-nexus.mathewingram.com"

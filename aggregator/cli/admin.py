@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from aggregator import health
 from aggregator.cli.base import main, open_store, settings_of, words_of
 from aggregator.clock import utc_now
 from aggregator.config import Settings
+from aggregator.desk import health
 from aggregator.i18n import Messages
 from aggregator.store import Overview
 
@@ -43,7 +43,7 @@ def db_backup(ctx: click.Context, path: Path) -> None:
 @click.pass_context
 def check_config(ctx: click.Context) -> None:
     """Validate the configuration file and say what it sets up."""
-    from aggregator.auth import load_secrets
+    from aggregator.web.auth import load_secrets
 
     settings = settings_of(ctx)
     # The review password and API tokens live outside the file; they are checked too

@@ -96,7 +96,7 @@ def reviewer(settings: Settings, given: str | None) -> tuple[str, bool]:
     reviewers`` as the desk's login is. With neither, the audit trail still says who ran the
     command, but the published credit names nobody: a Unix login ("root") is not a byline.
     """
-    from aggregator.auth import MAX_NAME_CHARACTERS
+    from aggregator.web.auth import MAX_NAME_CHARACTERS
 
     name = " ".join((given or os.environ.get("AGGREGATOR_REVIEWER") or "").split())
     if not name:

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 @click.pass_context
 def run(ctx: click.Context) -> None:
     """The daemon: scheduler, pipeline and web server in one process."""
-    from aggregator.daemon import Daemon
+    from aggregator.service.daemon import Daemon
 
     settings = settings_of(ctx)
     sys.exit(Daemon(settings, Store.from_settings(settings)).run())
@@ -34,7 +34,7 @@ def run(ctx: click.Context) -> None:
 @click.pass_context
 def worker(ctx: click.Context) -> None:
     """Scheduler and pipeline only (no web server)."""
-    from aggregator.daemon import Daemon
+    from aggregator.service.daemon import Daemon
 
     settings = settings_of(ctx)
     sys.exit(Daemon(settings, Store.from_settings(settings), web=False).run())
@@ -44,7 +44,7 @@ def worker(ctx: click.Context) -> None:
 @click.pass_context
 def serve(ctx: click.Context) -> None:
     """Web server only: published feeds, article pages, review."""
-    from aggregator.daemon import Daemon
+    from aggregator.service.daemon import Daemon
 
     settings = settings_of(ctx)
     sys.exit(Daemon(settings, Store.from_settings(settings), worker=False).run())
@@ -56,9 +56,9 @@ def serve(ctx: click.Context) -> None:
 @click.pass_context
 def poll(ctx: click.Context, feeds: tuple[str, ...], fetch_only: bool) -> None:
     """Poll now, ignoring schedules, then process every waiting entry."""
-    from aggregator.parse_worker import release_idle
     from aggregator.pipeline import Report, Services, process_backlog
-    from aggregator.polling import poll_feeds
+    from aggregator.polling.parse_worker import release_idle
+    from aggregator.polling.refresh import poll_feeds
 
     settings = settings_of(ctx)
     with open_store(settings, upgrade=True) as store:

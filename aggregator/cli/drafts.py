@@ -20,11 +20,11 @@ from aggregator.cli.base import (
     words_of,
 )
 from aggregator.clock import utc_now
-from aggregator.compare import clean_body, clean_title
+from aggregator.desk.compare import clean_body, clean_title
 from aggregator.errors import AggregatorError
 from aggregator.i18n import N_
 from aggregator.models import DraftStatus
-from aggregator.publish import credit_html, source_name
+from aggregator.publishing.publish import credit_html, source_name
 from aggregator.shapes import edits_json, iso
 from aggregator.store import DraftView, Store
 from aggregator.untrusted import plain_text

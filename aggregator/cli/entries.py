@@ -31,7 +31,7 @@ def entries() -> None:
 @click.pass_context
 def entries_list(ctx: click.Context, state: str, feed: str | None, as_json: bool) -> None:
     """Entries of one state, newest first, with the reason or last error."""
-    from aggregator.entries_view import entry_json
+    from aggregator.desk.entries import entry_json
 
     settings = settings_of(ctx)
     with open_store(settings, upgrade=True) as store:
@@ -79,7 +79,7 @@ def entries_retry(ctx: click.Context, ids: tuple[int, ...]) -> None:
 @click.pass_context
 def entries_translate(ctx: click.Context, entry_id: int, body_file: Path) -> None:
     """Translate an entry from a text you give (sanitized); the next pass drafts it."""
-    from aggregator.entries_view import translate_pasted_text
+    from aggregator.desk.entries import translate_pasted_text
 
     settings = settings_of(ctx)
     html = body_file.read_text(encoding="utf-8")

@@ -9,8 +9,6 @@ import click
 from rich.table import Table
 
 from aggregator import config as config_module
-from aggregator import health
-from aggregator import opml as opml_module
 from aggregator.cli.base import (
     main,
     open_store,
@@ -21,7 +19,9 @@ from aggregator.cli.base import (
 )
 from aggregator.clock import utc_now
 from aggregator.config import Settings
+from aggregator.desk import health
 from aggregator.i18n import messages, ui_language
+from aggregator.polling import opml as opml_module
 from aggregator.shapes import iso
 from aggregator.store import FeedHealth
 

@@ -32,7 +32,7 @@ def _store(ctx: click.Context) -> Store:
 
 
 def _new_password(from_stdin: bool, name: str) -> str:
-    from aggregator.auth import check_new_password
+    from aggregator.web.auth import check_new_password
 
     if from_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
@@ -73,7 +73,7 @@ def users() -> None:
 @click.pass_context
 def users_add(ctx: click.Context, name: str, role: str, password_stdin: bool) -> None:
     """Add an account. The first one ends the shared-password mode of the desk."""
-    from aggregator.auth import MAX_NAME_CHARACTERS, clean_name, hash_password
+    from aggregator.web.auth import MAX_NAME_CHARACTERS, clean_name, hash_password
 
     cleaned = clean_name(name)
     if not cleaned or len(cleaned) > MAX_NAME_CHARACTERS:
@@ -104,7 +104,7 @@ def users_add(ctx: click.Context, name: str, role: str, password_stdin: bool) ->
 @click.pass_context
 def users_passwd(ctx: click.Context, name: str, password_stdin: bool) -> None:
     """Set a new password; the user's open sessions end."""
-    from aggregator.auth import hash_password
+    from aggregator.web.auth import hash_password
 
     store = _store(ctx)
     try:

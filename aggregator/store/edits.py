@@ -13,7 +13,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from aggregator.compare import KeptEdit, Redraft, reapply_edits, record_edits
+from aggregator.desk.compare import KeptEdit, Redraft, reapply_edits, record_edits
 from aggregator.models import Draft, DraftEdit, DraftEvent, Entry
 from aggregator.store.snapshots import EditFlag
 

@@ -58,7 +58,7 @@ from aggregator.store.snapshots import (
 )
 
 if TYPE_CHECKING:
-    from aggregator.chain import UsageCount
+    from aggregator.translation.chain import UsageCount
 
 WAITING = (EntryState.NEW, EntryState.EXTRACTED)
 ENTRIES, DRAFTS, DRAFT_EVENTS = table_of(Entry), table_of(Draft), table_of(DraftEvent)

@@ -9,7 +9,6 @@ from typing import Any
 from sqlalchemy import String, bindparam, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
-from aggregator import decide
 from aggregator.config import FeedSettings, Settings
 from aggregator.models import (
     DraftStatus,
@@ -20,7 +19,8 @@ from aggregator.models import (
     UTCDateTime,
     table_of,
 )
-from aggregator.parse import ParsedEntry
+from aggregator.polling import decide
+from aggregator.polling.parse import ParsedEntry
 from aggregator.store.base import FEED_SYNC_LOCK, StoreBase, insert_for
 from aggregator.store.snapshots import (
     FeedHealth,

@@ -53,7 +53,7 @@ from aggregator.models import (
 from aggregator.store.base import StoreBase, insert_for
 
 if TYPE_CHECKING:
-    from aggregator.chain import UsageCount
+    from aggregator.translation.chain import UsageCount
 
 MEMORY, USAGE = table_of(TranslationMemory), table_of(EngineUsage)
 # Built once, run with parameters: this is every draft's path (see store.entries).
@@ -466,7 +466,9 @@ def learn_from_edit(session: Session, draft: Draft, edited_html: str, now: datet
     source_html = draft.entry.full_html
     if not source_html or draft.source_changed_at is not None:
         return 0
-    from aggregator.translate import corrections  # the store stays importable on its own
+    from aggregator.translation.translate import (
+        corrections,  # the store stays importable on its own
+    )
 
     return remember_corrections(
         session,

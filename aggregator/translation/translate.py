@@ -1,0 +1,574 @@
+"""Translate one article: units, language, memory, batches, engines, checks.
+
+    units (segment.py) ─► keep what needs no engine: no words, already in the target
+    language, code ─► recall the rest from memory ─► batch what is left, the title first,
+    one unit per line, as many per request as the engine's limits allow ─► restore markup
+    ─► remember ─► check the structure ─► Translation, or TranslateError
+
+A unit whose inline markup did not come back is retried alone. If the engine loses it
+again, the unit is translated piece by piece between its markup, which never leaves this
+process, and the draft carries a warning for the editor naming the block: the links and
+emphasis are all there, in their places, but the wording deserves a look. Nothing is ever
+flattened to plain text; when even that fails, the article fails.
+
+A draft is complete or it does not exist: every unit translated, and the counts of
+headings, paragraphs, list items, links, images, quotes and tables as in the source, code
+byte for byte the same.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from aggregator.clock import utc_now
+from aggregator.errors import TranslateError
+from aggregator.extraction.extract import sanitize
+from aggregator.extraction.language import MIN_LETTERS, detect_among, letters, might_be
+from aggregator.translation.chain import EngineChain, GuardedEngine, exhausted
+from aggregator.translation.engines import Engine
+from aggregator.translation.glossary import Glossary
+from aggregator.translation.segment import (
+    BLOCK_TAGS,
+    CONTAINER_TAGS,
+    COUNTED,
+    PLACEHOLDER,
+    Unit,
+    leaf_blocks,
+    normalise,
+    parse_fragment,
+    protect,
+    replace_content,
+    restore,
+    serialize,
+    structure_counts,
+    text_of_inner,
+    text_runs,
+    title_unit,
+    units,
+    verbatim_parts,
+)
+from aggregator.translation.typography import typeset
+
+__all__ = [
+    "BLOCK_TAGS",
+    "CONTAINER_TAGS",
+    "Memory",
+    "Translation",
+    "corrections",
+    "leaf_blocks",
+    "pack",
+    "parse_fragment",
+    "translate_article",
+]
+
+_SENTENCE_END = re.compile(r"(?<=[.!?…:;])\s+")
+_SPACE = re.compile(r"\s+")
+
+
+class Remembered(Protocol):
+    @property
+    def translation(self) -> str: ...
+    @property
+    def engine(self) -> str: ...
+
+
+class Memory(Protocol):
+    """Where translated units are kept (``store.MemoryStore``)."""
+
+    def recall(
+        self,
+        sources: Collection[str],
+        *,
+        source_language: str,
+        target_language: str,
+        engines: Sequence[str],
+        now: datetime,
+    ) -> Mapping[str, Remembered]: ...
+
+    def remember(
+        self,
+        translations: Iterable[tuple[str, str, str]],
+        *,
+        source_language: str,
+        target_language: str,
+        now: datetime,
+    ) -> None: ...
+
+
+@dataclass(frozen=True)
+class Translation:
+    title: str
+    body_html: str
+    engine: str
+    characters: int
+    requests: int
+    warnings: tuple[str, ...] = ()
+    units: int = 0  # title included
+    from_memory: int = 0
+    kept: int = 0  # already in the target language, or nothing to translate
+
+
+# ---------------------------------------------------------------- limits and batches
+
+
+_URL_SAFE = re.compile(r"[A-Za-z0-9_.~ -]+")  # one character each in a query string
+
+
+def url_length(text: str) -> int:
+    """len(quote_plus(text)), without building it: 3 characters per byte to escape."""
+    return len(text.encode("utf-8")) + 2 * len(_URL_SAFE.sub("", text).encode("utf-8"))
+
+
+def _sizes(text: str, url_limit: int) -> tuple[int, int]:
+    return len(text), (url_length(text) if url_limit else 0)
+
+
+def pack(lines: Sequence[str], engine: Engine) -> list[list[tuple[int, str]]]:
+    """Requests for these lines, one line per line of a request: (line index, text) each.
+
+    Requests are filled to the engine's limits (characters, and URL bytes for engines that
+    send the text in the URL). Where the next line does not fit, it is cut at a sentence end
+    so that the head fills the request and the rest opens the next one; a piece is never
+    shorter than MIN_PIECE of a request, so no sentence is cut off from its paragraph for
+    a few characters. The cost is then close to ceil(characters / limit).
+    """
+    max_chars, url_limit = engine.max_chars, getattr(engine, "max_url_bytes", 0)
+    requests: list[list[tuple[int, str]]] = []
+    current: list[tuple[int, str]] = []
+    used = [0, 0]
+
+    def fits(text: str) -> bool:
+        chars, url = _sizes(text, url_limit)
+        separator = 1 if current else 0
+        return used[0] + chars + separator <= max_chars and (
+            not url_limit or used[1] + url + 3 * separator <= url_limit
+        )
+
+    def add(index: int, text: str) -> None:
+        chars, url = _sizes(text, url_limit)
+        separator = 1 if current else 0
+        used[0] += chars + separator
+        used[1] += url + 3 * separator
+        current.append((index, text))
+
+    def close() -> None:
+        if current:
+            requests.append(list(current))
+            current.clear()
+            used[0] = used[1] = 0
+
+    for index, line in enumerate(lines):
+        rest = line
+        while rest:
+            if fits(rest):
+                add(index, rest)
+                break
+            minimum = int(max_chars * MIN_PIECE) if current else 1
+            head, tail = _cut(rest, fits, minimum)
+            if head:
+                add(index, head)
+                rest = tail
+            elif not current:
+                raise TranslateError(f"{engine.name}: its request limits leave no room for text")
+            close()
+    close()
+    return requests
+
+
+MIN_PIECE = 0.05
+SENTENCE_WORDS = 6  # fewer words may be a name or a label, which engines rightly keep
+
+
+def _cut(text: str, fits: Callable[[str], bool], minimum: int) -> tuple[str, str]:
+    """The longest head of ``text`` that fits, cut at a sentence end outside inline markup,
+    else any sentence end, else a space, else anywhere; ("", text) if none is long enough."""
+    depth_zero, anywhere, spaces = _cut_points(text)
+    for candidates in (depth_zero, depth_zero + anywhere, spaces):
+        best = _longest_fitting(text, sorted(candidates), fits, minimum)
+        if best is not None:
+            return text[:best].rstrip(), text[best:].lstrip()
+    low, high = 0, len(text)  # one "word" longer than a request: cut it where it must be
+    while low < high:
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if fits(text[:middle]) else (low, middle - 1)
+    if low < minimum:
+        return "", text
+    return text[:low], text[low:]
+
+
+def _cut_points(text: str) -> tuple[list[int], list[int], list[int]]:
+    """Spaces after a sentence end outside any inline markup, inside some, and all spaces."""
+    outside: list[int] = []
+    inside: list[int] = []
+    spaces: list[int] = []
+    closing = {n for slash, n in PLACEHOLDER.findall(text) if slash}
+    depth, position = 0, 0
+
+    def scan(end: int) -> None:
+        for j in range(position, end):
+            if text[j] == " ":
+                spaces.append(j)
+                if j and text[j - 1] in ".!?…:;":
+                    (outside if depth == 0 else inside).append(j)
+
+    for token in PLACEHOLDER.finditer(text):
+        scan(token.start())
+        if token.group(1):
+            depth = max(0, depth - 1)
+        elif token.group(2) in closing:
+            depth += 1
+        position = token.end()
+    scan(len(text))
+    return outside, inside, spaces
+
+
+def _longest_fitting(
+    text: str, positions: list[int], fits: Callable[[str], bool], minimum: int
+) -> int | None:
+    """The largest position whose head fits (heads grow with the position: bisect)."""
+    low, high, best = 0, len(positions) - 1, None
+    while low <= high:
+        middle = (low + high) // 2
+        head = text[: positions[middle]].rstrip()
+        if fits(head):
+            if len(head) >= minimum:
+                best = positions[middle]
+            low = middle + 1
+        else:
+            high = middle - 1
+    return best
+
+
+def _plausible(sources: Sequence[str], answers: Sequence[str]) -> bool:
+    """Did each line come back as a translation of the same line? (shifted lines do not)"""
+    for source, answer in zip(sources, answers, strict=True):
+        if source.strip() and not answer.strip():
+            return False
+        if len(source) >= 40 and not 0.25 <= len(answer) / len(source) <= 4:
+            return False
+    return True
+
+
+class _Sender:
+    """Sends lines through the chain's engines, falling back when one fails."""
+
+    def __init__(self, chain: EngineChain) -> None:
+        self.chain = chain
+        self.position = 0
+        self.failures: list[TranslateError] = []
+
+    def current(self) -> GuardedEngine:
+        if self.position >= len(self.chain.engines):
+            raise exhausted(self.failures)
+        return self.chain.engines[self.position]
+
+    def lines(self, lines: Sequence[str]) -> list[tuple[str, str]]:
+        """(translation, engine) of each line, many lines per request."""
+        results: dict[int, tuple[str, str]] = {}
+        while len(results) < len(lines):
+            guarded = self.current()
+            pending = [i for i in range(len(lines)) if i not in results]
+            plan = pack([lines[i] for i in pending], guarded.engine)
+            expected = Counter(pending[k] for request in plan for k, _ in request)
+            done: dict[int, list[str]] = defaultdict(list)
+            try:
+                for request in plan:
+                    answers = self._group(guarded, [text for _, text in request])
+                    for (k, _text), answer in zip(request, answers, strict=True):
+                        line = pending[k]
+                        done[line].append(answer)
+                        if len(done[line]) == expected[line]:
+                            results[line] = (" ".join(done[line]), guarded.name)
+            except TranslateError as exc:
+                self.failures.append(exc)
+                self.position += 1
+        return [results[i] for i in range(len(lines))]
+
+    def _group(self, guarded: GuardedEngine, group: list[str]) -> list[str]:
+        """One request; if lines went missing or shifted, the halves are asked again."""
+        answer = guarded.translate("\n".join(group))
+        if len(group) == 1:
+            return [_SPACE.sub(" ", answer).strip()]
+        parts = answer.split("\n")
+        if len(parts) != len(group):
+            parts = [part for part in parts if part.strip()]  # blank lines some engines add
+        if len(parts) == len(group) and _plausible(group, parts):
+            return parts
+        half = len(group) // 2
+        return self._group(guarded, group[:half]) + self._group(guarded, group[half:])
+
+
+# ---------------------------------------------------------------- whole articles
+
+
+@dataclass
+class _Work:
+    """One unit on its way through the translation."""
+
+    unit: Unit
+    key: str  # normalised, glossary not applied: the memory key
+    key_unit: Unit
+    inner: str | None = None  # restored HTML
+    engine: str | None = None
+    remember: str | None = None  # the engine's answer, worth keeping in memory
+    is_title: bool = False
+
+
+def translate_article(
+    title: str,
+    html: str,
+    engines: Engine | EngineChain,
+    *,
+    target_language: str,
+    source_language: str = "en",
+    source_languages: Sequence[str] = ("en",),
+    memory: Memory | None = None,
+    glossary: Glossary | None = None,
+    now: Callable[[], datetime] = utc_now,
+) -> Translation:
+    """Translate a title and a sanitized article; raise TranslateError unless complete."""
+    chain = EngineChain.of(engines)
+    spent_before = [(g.characters, g.requests) for g in chain.engines]
+    root = parse_fragment(html)
+    counts_before = structure_counts(root)
+    code_before = verbatim_parts(root)
+    work = [_prepare(title_unit(title, glossary), glossary)]
+    work[0].is_title = True
+    work += [_prepare(unit, glossary) for unit in units(root, glossary)]
+    languages = (*source_languages, target_language)
+
+    kept = 0
+    needed: list[_Work] = []
+    for item in work:
+        plain = item.unit.plain
+        if not item.unit.has_words or (
+            might_be(plain, target_language) and detect_among(plain, languages) == target_language
+        ):
+            item.inner = restore(item.unit, item.unit.text)  # as it was
+            kept += 1
+        else:
+            needed.append(item)
+
+    from_memory = 0
+    if memory is not None and needed:
+        remembered = memory.recall(
+            {item.key for item in needed},
+            source_language=source_language,
+            target_language=target_language,
+            engines=chain.names,
+            now=now(),
+        )
+        for item in needed:
+            hit = remembered.get(item.key)
+            if hit is not None and _restore_remembered(item, hit.translation):
+                item.engine = hit.engine
+                from_memory += 1
+
+    sender = _Sender(chain)
+    warnings: list[str] = []
+    try:
+        _translate_missing([i for i in needed if i.inner is None], sender, languages, warnings)
+    finally:
+        if memory is not None:
+            memory.remember(
+                [(i.engine or "", i.key, i.remember) for i in needed if i.remember],
+                source_language=source_language,
+                target_language=target_language,
+                now=now(),
+            )
+
+    for item in work[1:]:
+        assert item.inner is not None
+        if _machine_made(item):
+            item.inner = typeset(item.inner, target_language, markup=True)
+        replace_content(item.unit.element, item.inner)
+    body = sanitize(serialize(root))
+    new_title = text_of_inner(work[0].inner or "")
+    if _machine_made(work[0]):
+        new_title = typeset(new_title, target_language)
+    if title.strip() and not new_title:
+        raise TranslateError("the title came back empty")
+    _check_integrity(counts_before, code_before, body)
+
+    spent = list(zip(chain.engines, spent_before, strict=True))
+    characters = sum(g.characters - c for g, (c, _r) in spent)
+    requests = sum(g.requests - r for g, (_c, r) in spent)
+    engines_used = Counter(i.engine for i in needed if i.engine and i.engine != "editor")
+    engine = engines_used.most_common(1)[0][0] if engines_used else chain.names[0]
+    return Translation(
+        title=new_title,
+        body_html=body,
+        engine=engine,
+        characters=characters,
+        requests=requests,
+        warnings=tuple(warnings),
+        units=len(work),
+        from_memory=from_memory,
+        kept=kept,
+    )
+
+
+def _machine_made(item: _Work) -> bool:
+    """Engines write English punctuation; an editor's correction stays as it was written."""
+    return item.engine not in (None, "editor")
+
+
+def _prepare(unit: Unit, glossary: Glossary | None) -> _Work:
+    key_unit = protect(unit.element, None) if glossary and glossary.pattern else unit
+    return _Work(unit=unit, key=normalise(key_unit.text), key_unit=key_unit)
+
+
+def _restore_remembered(item: _Work, translation: str) -> bool:
+    # An editor's correction is kept without glossary placeholders: try both forms.
+    for unit in (item.unit, item.key_unit):
+        try:
+            item.inner = restore(unit, translation)
+        except TranslateError:
+            continue
+        return True
+    return False
+
+
+def _translate_missing(
+    items: list[_Work], sender: _Sender, languages: Sequence[str], warnings: list[str]
+) -> None:
+    by_text: dict[str, list[_Work]] = defaultdict(list)
+    for item in items:
+        by_text[item.unit.text].append(item)  # the same unit twice is paid once
+    texts = list(by_text)
+    answers = sender.lines(texts)
+    lost: list[str] = []
+    for text, (answer, engine) in zip(texts, answers, strict=True):
+        if not _accept(by_text[text], answer, engine, languages, warnings):
+            lost.append(text)
+    for text in lost:
+        # Retried alone: in a batch, engines move markup between neighbouring lines.
+        answer, engine = sender.lines([text])[0]
+        if not _accept(by_text[text], answer, engine, languages, warnings):
+            _translate_between_markup(by_text[text], sender, warnings)
+
+
+def _accept(
+    items: list[_Work], answer: str, engine: str, languages: Sequence[str], warnings: list[str]
+) -> bool:
+    unit = items[0].unit
+    try:
+        # Units with the same text may differ in what wraps them: each restores its own.
+        inners = [restore(item.unit, answer) for item in items]
+    except TranslateError:
+        return False
+    answer = normalise(answer)
+    # Names, numbers and short labels may well come back as they went; a sentence in the
+    # source language may not: the editor is told, and it is not remembered.
+    untranslated = (
+        answer == normalise(unit.text)
+        and sum(letters(word) >= 2 for word in unit.plain.split()) >= SENTENCE_WORDS
+        and letters(unit.plain) >= MIN_LETTERS
+        and detect_among(unit.plain, languages) in languages[:-1]
+    )
+    if untranslated:
+        warnings.append(f"{_label(items[0])}: the engine returned it untranslated")
+    for item, inner in zip(items, inners, strict=True):
+        item.inner, item.engine = inner, engine
+        item.remember = None if untranslated else answer
+    return True
+
+
+def _translate_between_markup(items: list[_Work], sender: _Sender, warnings: list[str]) -> None:
+    """The unit's text pieces translated on their own, its markup put back between them."""
+    unit = items[0].unit
+    parts = text_runs(unit.text)
+    slots = [i for i, part in enumerate(parts) if i % 2 == 0 and _has_letters(part)]
+    answers = sender.lines([parts[i].strip() for i in slots]) if slots else []
+    for i, (answer, _engine) in zip(slots, answers, strict=True):
+        original = parts[i]
+        lead = " " if original[:1].isspace() else ""
+        trail = " " if original[-1:].isspace() else ""
+        parts[i] = lead + PLACEHOLDER.sub(" ", answer).strip() + trail
+    engine = answers[0][1] if answers else None
+    for item in items:
+        item.inner, item.engine = restore(item.unit, "".join(parts)), engine
+    warnings.append(
+        f"{_label(items[0])}: the engine lost its links or emphasis twice, so its pieces were "
+        "translated separately and the markup put back around them; check the wording"
+    )
+
+
+def _has_letters(text: str) -> bool:
+    return letters(text) > 0
+
+
+def _label(item: _Work) -> str:
+    """How a warning names the block: its kind and its first words."""
+    tag = item.unit.element.tag
+    plain = item.unit.plain
+    excerpt = plain if len(plain) <= 60 else plain[:57].rstrip() + "…"
+    kind = "title" if item.is_title else "text" if tag == "x-run" else f"<{tag}>"
+    return f"{kind} «{excerpt}»"
+
+
+def _check_integrity(counts_before: dict[str, int], code_before: list[str], body: str) -> None:
+    root = parse_fragment(body)
+    counts_after = structure_counts(root)
+    if counts_after != counts_before:
+        changed = ", ".join(
+            f"{k} {counts_before[k]}→{counts_after[k]}"
+            for k in COUNTED
+            if counts_before[k] != counts_after[k]
+        )
+        raise TranslateError(f"the translation changed the article's structure ({changed})")
+    if verbatim_parts(root) != code_before:
+        raise TranslateError("the translation changed code or preformatted text")
+
+
+# ---------------------------------------------------------------- editors' corrections
+
+
+def corrections(source_html: str, machine_html: str, edited_html: str) -> list[tuple[str, str]]:
+    """(source text, editor's text) for every block an editor changed, in memory form.
+
+    Blocks pair up by position, since translation keeps the structure. A block is left out
+    when the editor's version no longer has the source's links, emphasis and code (it could
+    not be put back into the same block of another article), or when the three versions do
+    not have the same blocks at all.
+    """
+    sources = units(parse_fragment(source_html))
+    machine = units(parse_fragment(machine_html))
+    edited = units(parse_fragment(edited_html))
+    if not len(sources) == len(machine) == len(edited):
+        return []
+    found = []
+    for source, before, after in zip(sources, machine, edited, strict=True):
+        if normalise(after.text) == normalise(before.text) or not after.has_words:
+            continue
+        aligned = _in_source_placeholders(source, after)
+        if aligned is not None:
+            found.append((normalise(source.text), normalise(aligned)))
+    return found
+
+
+def _in_source_placeholders(source: Unit, edited: Unit) -> str | None:
+    """The edited text with its placeholders renumbered as the source's, or None."""
+    free_tags = dict(source.tags)
+    free_opaque = dict(source.opaque)
+    mapping: dict[int, int] = {}
+    for n, tag in edited.tags.items():
+        match = next((m for m, t in free_tags.items() if t == tag), None)
+        if match is None:
+            return None
+        mapping[n] = match
+        del free_tags[match]
+    for n, html in edited.opaque.items():
+        match = next((m for m, h in free_opaque.items() if h == html), None)
+        if match is None:
+            return None
+        mapping[n] = match
+        del free_opaque[match]
+    if free_tags or free_opaque:
+        return None
+    return PLACEHOLDER.sub(lambda m: f"[[{m.group(1)}{mapping[int(m.group(2))]}]]", edited.text)

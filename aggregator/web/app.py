@@ -1,0 +1,254 @@
+"""The web server: public feeds and article pages, the review desk, its JSON API, health.
+
+Thin: the route table comes first; views live in ``public`` (cached feeds and articles),
+``review`` (HTML pages) and ``api`` (JSON), sharing the ``desk``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
+
+from aggregator.clock import utc_now
+from aggregator.config import Settings
+from aggregator.desk.service import Desk
+from aggregator.errors import (
+    AggregatorError,
+    ConflictError,
+    InvalidEditError,
+    InvalidTransitionError,
+    NotFoundError,
+    StorageError,
+)
+from aggregator.i18n import SOURCE_LANGUAGE, messages, ui_language
+from aggregator.publishing.publish import source_name
+from aggregator.publishing.representation import Representation, request_key, send_representation
+from aggregator.publishing.websub import HubNotifier
+from aggregator.store import Store
+from aggregator.untrusted import CONTROL_TABLE, plain_text, safe_http_url
+from aggregator.web.api import ApiViews
+from aggregator.web.auth import Auth
+from aggregator.web.images import IMAGE_ROUTE, ImageProxy, desk_html
+from aggregator.web.metrics import metrics_view
+from aggregator.web.public import PublicationCache, PublicViews
+from aggregator.web.review import ReviewViews, problem_page
+from aggregator.web.web_input import Problem, wants_json
+
+TEMPLATES = Path(__file__).parent.parent / "templates"
+STATIC = Path(__file__).parent.parent / "static"
+HUB_CHECK_SECONDS = 10.0
+
+
+class AggregatorApp(Starlette):
+    """Starlette, with cached feeds and articles answered before anything else runs (no
+    middleware, no routing, no request object): the hot path of a public feed."""
+
+    def __init__(self, lookup: Callable[[str], Representation | None], **options: Any) -> None:
+        super().__init__(**options)
+        self.lookup = lookup
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
+            rep = self.lookup(request_key(scope))
+            if rep is not None:
+                await send_representation(rep, scope, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
+def routes(
+    public: PublicViews,
+    review: ReviewViews,
+    api: ApiViews,
+    metrics: Callable[..., Any],
+    images: ImageProxy | None = None,
+) -> list[BaseRoute]:
+    desk_images = [Route(IMAGE_ROUTE, images.image)] if images is not None else []
+    return [
+        # Public, answered from rendered bytes.
+        Route("/", public.home),
+        Route("/feeds/published.{format}", public.published),
+        Route("/feeds/sources/{name}", public.source),
+        Route("/articles/{id:int}", public.article),
+        Route("/feeds/drafts.atom", public.drafts_feed),
+        Route("/healthz", public.healthz),
+        Route("/metrics", metrics),  # Prometheus text, read from the database
+        # Review pages: login, queue, draft, changes.
+        Route("/review", lambda request: RedirectResponse("/review/", 308)),
+        Route("/review/", review.queue),
+        Route("/review/login", review.login_form, methods=["GET"]),
+        Route("/review/login", review.login, methods=["POST"]),
+        Route("/review/logout", review.logout, methods=["POST"]),
+        Route("/review/audit", review.audit),
+        *desk_images,  # the desk's images, fetched here, never by the browser from upstream
+        Route("/review/drafts/{id:int}", review.draft),
+        Route("/review/drafts/{id:int}/title", review.edit_title, methods=["POST"]),
+        Route("/review/drafts/{id:int}/blocks/{index:int}", review.edit_block, methods=["POST"]),
+        Route("/review/drafts/{id:int}/body", review.edit_body, methods=["POST"]),
+        Route("/review/drafts/{id:int}/{action}", review.action, methods=["POST"]),
+        Route("/review/entries", review.entries),
+        Route("/review/entries/{id:int}/retry", review.retry_entry, methods=["POST"]),
+        Route("/review/entries/{id:int}/text", review.paste_entry_text, methods=["POST"]),
+        # JSON API.
+        Route("/api/openapi.json", api.openapi),
+        Route("/api/drafts", api.list_drafts),
+        Route("/api/drafts/{id:int}", api.get_draft, methods=["GET"]),
+        Route("/api/drafts/{id:int}", api.update_draft, methods=["PATCH"]),
+        Route("/api/drafts/{id:int}/{action}", api.act, methods=["POST"]),
+        Route("/api/events", api.events),
+        Route("/api/entries", api.list_entries),
+        Route("/api/entries/{id:int}/retry", api.retry_entry, methods=["POST"]),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
+
+
+def create_app(
+    settings: Settings,
+    store: Store,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    now: Callable[[], datetime] = utc_now,
+    wall_clock: Callable[[], float] = time.time,
+) -> Starlette:
+    """``clock`` paces the feed cache, ``now`` dates review actions, ``wall_clock`` expires
+    sessions and login throttling; tests inject all three."""
+    # The desk speaks the editor's language; the public pages the articles' language.
+    translation = settings.translation
+    templates = make_templates(
+        now, ui_language(settings.review.language, translation.target_language)
+    )
+    public_templates = make_templates(now, ui_language("", translation.target_language))
+    auth = Auth(settings, store, clock=wall_clock)
+    cache = PublicationCache(store, float(settings.publish.cache_ttl), clock=clock)
+    notifier = None
+    if settings.publish.hub_url:
+        notifier = HubNotifier(
+            settings.publish.hub_url,
+            lambda: hub_topics(settings, store),
+            lambda: store.publication_stamp().published,
+            interval=HUB_CHECK_SECONDS,
+        )
+        notifier.start()
+    desk = Desk(settings, store, auth, cache, notifier, now)
+    public = PublicViews(settings, store, cache, public_templates, auth)
+    images = ImageProxy(desk)
+    app = AggregatorApp(
+        cache.fresh,
+        routes=routes(
+            public, ReviewViews(desk, templates), ApiViews(desk), metrics_view(store), images
+        ),
+        exception_handlers={
+            Problem: lambda request, exc: _problem(templates, desk, request, exc),
+            AggregatorError: lambda request, exc: _problem(
+                templates, desk, request, _as_problem(exc)
+            ),
+            HTTPException: lambda request, exc: _problem(
+                templates, desk, request, Problem(exc.status_code, str(exc.detail))
+            ),
+        },
+    )
+    app.state.desk = desk
+    app.state.cache = cache
+    app.state.images = images
+    return app
+
+
+def hub_topics(settings: Settings, store: Store) -> list[str]:
+    root = settings.server.base_url.rstrip("/")
+    topics = [f"{root}/feeds/published.{fmt}" for fmt in ("atom", "rss", "json")]
+    return topics + [f"{root}/feeds/sources/{slug}.atom" for slug in sorted(store.feed_slugs())]
+
+
+def _as_problem(error: Exception) -> Problem:
+    if isinstance(error, NotFoundError):
+        return Problem(404, str(error))
+    if isinstance(error, ConflictError | InvalidTransitionError):
+        return Problem(409, str(error))
+    if isinstance(error, InvalidEditError):
+        return Problem(422, str(error))
+    if isinstance(error, StorageError):
+        return Problem(503, f"the database is not available: {error}")
+    return Problem(500, f"the server failed: {error}")
+
+
+def _problem(templates: Environment, desk: Desk, request: Request, problem: Exception) -> Response:
+    assert isinstance(problem, Problem)
+    path = request.url.path
+    if path.startswith("/api/") or wants_json(request):
+        return JSONResponse(
+            {"error": problem.message, "status": problem.status},
+            status_code=problem.status,
+            headers={"Cache-Control": "no-store", **problem.headers},
+        )
+    if path.startswith("/review/"):
+        return problem_page(templates, desk, request, problem)
+    return PlainTextResponse(
+        f"{problem.status}: {problem.message}\n",
+        status_code=problem.status,
+        headers=problem.headers,
+    )
+
+
+# ---------------------------------------------------------------- templates
+
+
+def make_templates(now: Callable[[], datetime], language: str = SOURCE_LANGUAGE) -> Environment:
+    """The templates in ``language`` (Jinja's i18n extension over its Babel catalogue)."""
+    words = messages(language)
+    environment = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(),
+        auto_reload=False,
+        finalize=_without_controls,
+        extensions=["jinja2.ext.i18n"],
+    )
+    # {% trans %} blocks are written over several lines; their msgids are one line.
+    environment.policies["ext.i18n.trimmed"] = True
+    environment.install_gettext_translations(words.translations, newstyle=True)  # type: ignore[attr-defined]
+    environment.globals["language"] = words.language
+
+    def age(moment: datetime, prefix: bool = True) -> str:
+        seconds = (moment - now()).total_seconds()
+        return words.ago(moment, now()) if prefix else words.duration(seconds)
+
+    environment.filters.update(
+        age=age,
+        when=words.when,
+        day=words.day,
+        source_name=source_name,
+        status_label=words.status_label,
+        action_label=words.action_label,
+        stored=words.stored,
+        safe_url=safe_url,
+        http_url=lambda url: safe_http_url(url) or "",
+        desk_html=desk_html,
+    )
+    return environment
+
+
+def _without_controls(value: Any) -> Any:
+    """Every value a template prints loses NUL, controls and bidi overrides (defence in
+    depth: they are stripped on the way in too); markup stays markup."""
+    if isinstance(value, Markup):
+        return value.translate(CONTROL_TABLE)
+    if isinstance(value, str):
+        return plain_text(value)
+    return value
+
+
+def safe_url(url: str | None) -> str:
+    """Only web links go into an href: never javascript:, data: or the like."""
+    return safe_http_url(url) or "#"
