@@ -1,8 +1,13 @@
 """The one exception hierarchy. Every class says when it is raised.
 
 Callers catch ``AggregatorError`` at the edge (the CLI prints its message and exits 1;
-the pipeline stores it as the entry's or feed's ``last_error``). Messages are written for
-a person: they name the thing that was wrong (a key and a file, a URL, an engine).
+the pipeline stores it as the entry's or feed's ``last_error``; the web answers
+``http_status``). Messages are written for a person: they name the thing that was wrong (a
+key and a file, a URL, an engine).
+
+Every error carries what its callers need: ``http_status``, the answer a web client gets
+(a class attribute), and ``retry_after``, the seconds after which trying again may work
+(``None``: no advice).
 """
 
 from __future__ import annotations
@@ -11,13 +16,23 @@ from __future__ import annotations
 class AggregatorError(Exception):
     """Root of every error this program raises on purpose."""
 
+    http_status: int = 500
+
+    def __init__(self, message: str = "", *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
 
 class ConfigError(AggregatorError):
     """config.toml is missing, not TOML, or has an unknown, misspelt, mistyped or missing key."""
 
+    http_status = 500
+
 
 class StorageError(AggregatorError):
     """The database cannot be opened, upgraded or queried."""
+
+    http_status = 503
 
 
 class ClaimLostError(StorageError):
@@ -29,29 +44,41 @@ class ClaimLostError(StorageError):
 class NotFoundError(AggregatorError):
     """A draft, entry or feed asked for by id or name does not exist."""
 
+    http_status = 404
+
 
 class InvalidTransitionError(AggregatorError):
     """A review action does not apply to the draft's current status (approve a rejected one)."""
+
+    http_status = 409
 
 
 class UnknownReviewerError(AggregatorError):
     """A command line review action names a reviewer (``--as``, ``$AGGREGATOR_REVIEWER``)
     who is not in ``[review] reviewers``, or a name that is too long: nothing was done."""
 
+    http_status = 403
+
 
 class AccountError(AggregatorError):
     """A ``users`` command cannot be done as asked: the name is taken or unknown, empty or
     too long, the role is not editor or admin, or the new password is too short."""
+
+    http_status = 422
 
 
 class ConflictError(AggregatorError):
     """A review action was based on a version of a draft that someone else has since changed
     (the version the editor saw is not the current one): nothing was written."""
 
+    http_status = 409
+
 
 class InvalidEditError(AggregatorError):
     """An editor's change cannot be saved as given: an empty title or block, a block edit
     that holds block markup, a block number the draft does not have."""
+
+    http_status = 422
 
 
 class FetchError(AggregatorError):
@@ -61,6 +88,8 @@ class FetchError(AggregatorError):
     ``gone`` when the server answered 410 and the feed should be paused.
     """
 
+    http_status = 502
+
     def __init__(
         self,
         message: str,
@@ -69,9 +98,8 @@ class FetchError(AggregatorError):
         retry_after: float | None = None,
         gone: bool = False,
     ) -> None:
-        super().__init__(message)
+        super().__init__(message, retry_after=retry_after)
         self.status = status
-        self.retry_after = retry_after
         self.gone = gone
 
 
@@ -109,14 +137,14 @@ class OpmlError(AggregatorError):
 class ExtractError(AggregatorError):
     """No article text could be extracted from a page or a feed entry."""
 
+    http_status = 422
+
 
 class TranslateError(AggregatorError):
     """A translation engine failed: timeout, HTTP error, quota, empty or ``None`` output,
     or output whose markup or block count does not match the source."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
+    http_status = 502
 
 
 class BudgetExhaustedError(TranslateError):
