@@ -24,7 +24,8 @@ from aggregator.errors import ConfigError
 from aggregator.i18n import available_languages
 
 DEFAULT_CONFIG = "config.toml"
-ENGINES = ("google", "libre", "deepl", "microsoft", "mymemory")
+ENGINES = ("google", "libre", "deepl", "microsoft", "mymemory", "llm")
+HEADLINES = ("literal", "adapt")
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
@@ -96,6 +97,28 @@ class EngineSettings:
 
 
 @dataclass(frozen=True)
+class LLMSettings(EngineSettings):
+    """An OpenAI-compatible chat-completions endpoint (OpenAI, Ollama, vLLM, llama.cpp, …)."""
+
+    base_url: str = ""
+    model: str = ""
+    temperature: float = 0.2
+    # A prompt template replacing the one shipped (aggregator/translation/prompts/).
+    prompt_file: str = ""
+    # "adapt": the engine also proposes a headline written for French readers.
+    headline: str = "literal"
+    # Money per million tokens, in the account's currency; 0: not counted.
+    price_input_per_mtok: float = 0.0
+    price_output_per_mtok: float = 0.0
+    # Tokens (in + out) and money the engine may spend per UTC day; 0 means no budget.
+    daily_tokens: int = 0
+    daily_cost: float = 0.0
+    # Estimated tokens of units per request, and units shown around a batch as context.
+    batch_tokens: int = 2000
+    context_units: int = 2
+
+
+@dataclass(frozen=True)
 class GlossarySettings:
     """Terms kept exactly as written, and terms always translated the same way."""
 
@@ -123,6 +146,7 @@ class TranslationSettings:
     deepl: EngineSettings = EngineSettings()
     microsoft: EngineSettings = EngineSettings()
     mymemory: EngineSettings = EngineSettings()
+    llm: LLMSettings = LLMSettings()
 
     def engine_settings(self, name: str) -> EngineSettings:
         settings: EngineSettings = getattr(self, name)
@@ -164,6 +188,10 @@ class PublishSettings:
     cache_ttl: Duration = Duration(1)
     # Cache-Control max-age of the public feeds and article pages.
     max_age: Duration = Duration(300)
+    # Where the published feeds and pages are written, for any web server to serve; a
+    # relative path is relative to the config file. Default: "publication" beside the
+    # SQLite database, else beside the config file.
+    directory: str = ""
 
 
 @dataclass(frozen=True)
@@ -203,6 +231,8 @@ class FeedSettings:
     # May this feed's article links, redirects and discovered links reach private
     # addresses? Unset: [fetch] allow_private_networks. Its own URL's origin always may.
     allow_private_networks: bool | None = None
+    # The engine for this feed's articles instead of [translation] engine (its fallbacks stay).
+    engine: str = ""
 
     @property
     def display_name(self) -> str:
@@ -260,7 +290,15 @@ def from_dict(raw: dict[str, Any], file: Path) -> Settings:
     settings = dataclasses.replace(
         settings,
         database=DatabaseSettings(url=_resolve_database_url(settings.database.url, file)),
-        translation=_with_secrets_from_environment(settings.translation),
+        translation=_with_prompt_file_resolved(
+            _with_secrets_from_environment(settings.translation), file
+        ),
+    )
+    settings = dataclasses.replace(
+        settings,
+        publish=dataclasses.replace(
+            settings.publish, directory=_publication_directory(settings, file)
+        ),
     )
     _check(settings, file)
     return settings
@@ -326,6 +364,10 @@ def _convert(kind: Any, value: Any, file: Path, key: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{file}: '{key}' must be an integer, got {_describe(value)}")
         return value
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{file}: '{key}' must be a number, got {_describe(value)}")
+        return float(value)
     if kind is str:
         if not isinstance(value, str):
             raise ConfigError(f"{file}: '{key}' must be a string, got {_describe(value)}")
@@ -351,6 +393,17 @@ def _resolve_database_url(url: str, file: Path) -> str:
     return url
 
 
+def _publication_directory(settings: Settings, file: Path) -> str:
+    """[publish] directory made absolute: relative to the config file, like the database."""
+    if settings.publish.directory:
+        return str((file.resolve().parent / settings.publish.directory).resolve())
+    prefix = "sqlite:///"
+    url = settings.database.url
+    if url.startswith(prefix) and Path(url[len(prefix) :]).is_absolute():
+        return str(Path(url[len(prefix) :]).parent / "publication")
+    return str(file.resolve().parent / "publication")
+
+
 def _with_secrets_from_environment(translation: TranslationSettings) -> TranslationSettings:
     """AGGREGATOR_<ENGINE>_API_KEY fills an empty api_key, so secrets stay out of the file."""
     updates: dict[str, EngineSettings] = {}
@@ -364,6 +417,15 @@ def _with_secrets_from_environment(translation: TranslationSettings) -> Translat
     for name, engine in updates.items():
         translation = dataclasses.replace(translation, **{name: engine})  # type: ignore[arg-type]
     return translation
+
+
+def _with_prompt_file_resolved(translation: TranslationSettings, file: Path) -> TranslationSettings:
+    """A relative prompt_file is relative to the config file, like the database."""
+    prompt = translation.llm.prompt_file
+    if not prompt or Path(prompt).is_absolute():
+        return translation
+    llm = dataclasses.replace(translation.llm, prompt_file=str(file.resolve().parent / prompt))
+    return dataclasses.replace(translation, llm=llm)
 
 
 def _credential(name: str) -> str | None:
@@ -413,6 +475,13 @@ def _check(settings: Settings, file: Path) -> None:
             raise ConfigError(f"{file}: 'feeds[{i}].url' must be an http(s) URL, got {feed.url!r}")
         if feed.url in seen:
             raise ConfigError(f"{file}: 'feeds[{i}].url' is listed twice: {feed.url}")
+        if feed.engine and feed.engine not in ENGINES:
+            raise ConfigError(
+                f"{file}: 'feeds[{i}].engine' must be one of {', '.join(ENGINES)}, "
+                f"got {feed.engine!r}"
+            )
+        if feed.engine == "llm":
+            _check_llm(settings.translation.llm, file)
         seen.add(feed.url)
     _check_review(settings, file)
     _check_operations(settings, file)
@@ -473,6 +542,8 @@ def _check_translation(translation: TranslationSettings, file: Path) -> None:
             raise ConfigError(f"{file}: 'translation.{name}.daily_characters' must be >= 0")
     if translation.breaker_threshold < 1:
         raise ConfigError(f"{file}: 'translation.breaker_threshold' must be at least 1")
+    if "llm" in seen:
+        _check_llm(translation.llm, file)
     for i, term in enumerate(translation.glossary.keep):
         if not term.strip():
             raise ConfigError(f"{file}: 'translation.glossary.keep[{i}]' is empty")
@@ -482,6 +553,39 @@ def _check_translation(translation: TranslationSettings, file: Path) -> None:
                 f"{file}: 'translation.glossary.force' needs a non-empty term and translation, "
                 f"got {term!r} = {french!r}"
             )
+
+
+def _check_llm(llm: LLMSettings, file: Path) -> None:
+    """An LLM engine needs its endpoint and model; its numbers make sense."""
+    for key in ("url", "region", "max_chars", "daily_characters"):
+        if getattr(llm, key):
+            raise ConfigError(f"{file}: 'translation.llm.{key}' is not a setting of the llm engine")
+    base = urlsplit(llm.base_url)
+    if base.scheme not in ("http", "https") or not base.netloc:
+        raise ConfigError(
+            f"{file}: 'translation.llm.base_url' must be the endpoint's http(s) URL such as "
+            f'"http://127.0.0.1:11434/v1", got {llm.base_url!r}'
+        )
+    if not llm.model.strip():
+        raise ConfigError(f"{file}: missing required key 'translation.llm.model' for engine 'llm'")
+    if llm.headline not in HEADLINES:
+        raise ConfigError(
+            f'{file}: \'translation.llm.headline\' must be "literal" or "adapt", '
+            f"got {llm.headline!r}"
+        )
+    if not 0 <= llm.temperature <= 2:
+        raise ConfigError(f"{file}: 'translation.llm.temperature' must be between 0 and 2")
+    for key in ("price_input_per_mtok", "price_output_per_mtok", "daily_tokens", "daily_cost"):
+        if getattr(llm, key) < 0:
+            raise ConfigError(f"{file}: 'translation.llm.{key}' must be >= 0")
+    if llm.batch_tokens < 100:
+        raise ConfigError(f"{file}: 'translation.llm.batch_tokens' must be at least 100")
+    if llm.context_units < 0:
+        raise ConfigError(f"{file}: 'translation.llm.context_units' must be >= 0")
+    if llm.prompt_file and not Path(llm.prompt_file).is_file():
+        raise ConfigError(
+            f"{file}: 'translation.llm.prompt_file': no such file {llm.prompt_file!r}"
+        )
 
 
 LOG_FORMATS = ("auto", "journal", "text")

@@ -81,6 +81,50 @@ class InvalidEditError(AggregatorError):
     http_status = 422
 
 
+class RequestError(AggregatorError):
+    """A web request cannot be read as sent, whatever it asks for: not the form or JSON
+    object expected, a field or query parameter missing, unknown or of the wrong type, a
+    version that is not a version number. The message names the field; nothing was done."""
+
+    http_status = 422
+
+
+class BodyTooLargeError(RequestError):
+    """A request body is larger than ``[review] max_body_bytes`` (the login form: 16 KiB):
+    refused before the rest of it is read."""
+
+    http_status = 413
+
+
+class NotAuthenticatedError(AggregatorError):
+    """A review page, a desk image or an API call comes with no valid session cookie and no
+    valid API token (or with a token that is not one)."""
+
+    http_status = 401
+
+
+class ForbiddenError(AggregatorError):
+    """A request is refused whoever sent it: a read-only API token tries to write, a write
+    with the session cookie lacks its CSRF token, a form is posted from another site, a
+    desk image's address is one the SSRF guard does not fetch."""
+
+    http_status = 403
+
+
+class TooManyAttemptsError(AggregatorError):
+    """Logins for one account from one client failed too often: refused, whatever the
+    password, until ``retry_after`` seconds have passed."""
+
+    http_status = 429
+
+
+class NotAnImageError(AggregatorError):
+    """A desk image's address answered with something that is not a PNG, JPEG, GIF, WebP
+    or AVIF image (by its Content-Type and its first bytes): it is not shown."""
+
+    http_status = 415
+
+
 class FetchError(AggregatorError):
     """An HTTP fetch failed: network error, timeout, bad status, body too large.
 

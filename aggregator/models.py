@@ -266,6 +266,15 @@ class EngineUsage(Base):
     day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD
     characters: Mapped[int] = mapped_column(Integer, default=0)
     requests: Mapped[int] = mapped_column(Integer, default=0)
+    # LLM engines: tokens reserved before each request, then settled to what it cost.
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    completion_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    cost: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+
+
+# One engine's use not yet in ``engine_usage``: engine, UTC day (YYYY-MM-DD), characters,
+# requests. The engine chain counts it; the store adds it up.
+UsageCount = tuple[str, str, int, int]
 
 
 class User(Base):

@@ -6,6 +6,10 @@
 
 State lives in the database: every function claims its work there, does its I/O with no
 session open, and writes the outcome back. Every stage is safe to run twice.
+
+May import the base modules, ``store``, ``extraction``, ``translation`` and polling's
+leaves (``fetch``, ``connect``, ``decide``: HTTP and pure decisions); polling's feed stage
+builds on this module, never the other way round.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from html import escape
 
 from aggregator.clock import utc_now
 from aggregator.config import ENGINES, Settings
-from aggregator.errors import AggregatorError, FetchError, TranslateError, UnexpectedError
+from aggregator.errors import AggregatorError, UnexpectedError
 from aggregator.extraction.boilerplate import recorded_drops, remove_boilerplate, remove_recurring
 from aggregator.extraction.extract import (
     drop_title_heading,
@@ -42,6 +46,7 @@ from aggregator.polling import decide
 from aggregator.polling.fetch import Fetcher
 from aggregator.store import DraftContent, EntryWork, PendingMemory, Progress, Store
 from aggregator.store.memory import FeedContext
+from aggregator.translation import kept
 from aggregator.translation.chain import BreakerBoard, EngineChain, GuardedEngine
 from aggregator.translation.engines import Engine, build_engines
 from aggregator.translation.glossary import Glossary
@@ -99,9 +104,9 @@ class Services:
             ]
         )
 
-    @staticmethod
-    def now() -> datetime:
-        return utc_now()
+    def now(self) -> datetime:
+        """The injected clock's moment: what every stage of this process calls "now"."""
+        return self.clock()
 
     def close(self) -> None:
         self.fetcher.close()
@@ -267,11 +272,12 @@ def process_entry(services: Services, entry: EntryWork, report: Report) -> None:
             ),
             now=services.clock(),
             progress=progress,
+            edit_rules=kept,
         )
         report.entry("drafted")
     except AggregatorError as exc:
         now = services.clock()
-        retry_after = exc.retry_after if isinstance(exc, TranslateError | FetchError) else None
+        retry_after = exc.retry_after  # every error says when trying again may work
         store.record_entry_error(
             entry.id,
             str(exc),

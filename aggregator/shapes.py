@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aggregator.store import DraftView
+from aggregator.untrusted import plain_text, safe_http_url
+
+if TYPE_CHECKING:
+    from aggregator.desk.service import DraftPage
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -30,4 +34,77 @@ def edits_json(draft: DraftView) -> dict[str, Any]:
             for f in draft.flags
         ],
         "review_policy": "manual",
+    }
+
+
+def draft_summary_json(draft: DraftView, base_url: str) -> dict[str, Any]:
+    """A draft as an item of a list: ``aggregator drafts list --json`` and ``GET /api/drafts``.
+
+    ``base_url`` (``[server] base_url``) makes the published article's address. Text and
+    links leave here as they leave in the feeds: no control characters, web URLs only.
+    """
+    d = draft
+    return {
+        "id": d.id,
+        "status": d.status.value,
+        "version": d.version,
+        "title": plain_text(d.title),
+        "original_title": plain_text(d.original_title),
+        "original_url": safe_http_url(d.original_url),
+        "author": plain_text(d.author) if d.author else d.author,
+        "feed": d.feed,
+        "feed_slug": d.feed_slug,
+        "created_at": iso(d.created_at),
+        "updated_at": iso(d.updated_at),
+        "approved_at": iso(d.approved_at),
+        "reviewed_by": d.reviewed_by,
+        "warnings": list(d.warnings),
+        "stale": d.stale,
+        "article_url": f"{base_url.rstrip('/')}/articles/{d.id}" if d.published else None,
+        "published": d.published,
+        "withdrawn_at": iso(d.withdrawn_at),
+    }
+
+
+def draft_json(page: DraftPage, base_url: str) -> dict[str, Any]:
+    """One draft in full: ``aggregator drafts show --json`` and ``GET /api/drafts/{id}``.
+
+    ``page`` is the desk's ``Desk.page(id)``: the draft with its blocks beside the original,
+    what changed in the original of a stale draft, and its history. Everything of
+    ``draft_summary_json`` plus the body, the credit line, the translation's engine and
+    cost, and what an editor changed (``edits_json``).
+    """
+    # Publishing pulls in the extraction stack: only the commands that show a draft pay for it.
+    from aggregator.publishing.publish import credit_html
+
+    d = page.draft
+    changes = page.changes
+    return {
+        **draft_summary_json(d, base_url),
+        "body_html": d.body_html,
+        "credit_html": credit_html(d),
+        "published_at": iso(d.published_at),
+        "engine": d.engine,
+        "source_language": d.source_language,
+        "target_language": d.target_language,
+        "characters": d.characters,
+        "requests": d.requests,
+        "source_changed_at": iso(d.source_changed_at),
+        **edits_json(d),
+        "blocks": [
+            {
+                "index": p.index,
+                "tag": p.tag,
+                "original_html": p.original_html,
+                "french_html": p.french_html,
+            }
+            for p in page.pairs
+        ],
+        "source_changes": (
+            [{"kind": c.kind, "text": c.text} for c in changes] if changes is not None else None
+        ),
+        "events": [
+            {"action": e.action, "actor": e.actor, "detail": e.detail, "at": iso(e.at)}
+            for e in page.detail.events
+        ],
     }

@@ -1,14 +1,18 @@
-"""Polling N feeds: aggregator beside the `reader` library, against the same local server.
+"""Polling N feeds: `aggregator poll` beside the `reader` library, as whole processes.
 
     .venv/bin/python bench/poll.py                 # 500 feeds × 20 entries
     .venv/bin/python bench/poll.py --feeds 100     # quicker
 
 One upstream server process (uvicorn, httptools, uvloop; an ASGI app serving feeds from
 memory) listens on several loopback addresses, so that the feeds belong to several hosts as
-they do in the world and the per-host politeness limit (2) applies as it would. Each client
-runs in its own process; the rounds are interleaved (A for one client, then A for the
-other, then B…), so that both meet the same server state and, as near as can be, the same
-load from whatever else runs on the machine:
+they do in the world and the per-host politeness limit (2) applies as it would. Each round
+runs each client as a new process, the way a user runs it from the shell, process start
+and imports included: `aggregator --config … poll --fetch-only` (store the entries, as
+reader does; SQLite, ``[fetch] allow_private_networks = true``), and a Python process that
+opens reader (``make_reader``) and calls ``update_feeds(workers=16, scheduled=False)``.
+Both databases are made and given their feeds beforehand, outside the clock. The rounds
+are interleaved (A for one client, then A for the other, then B…), so that both meet the
+same server state and, as near as can be, the same load from whatever else runs:
 
     A  cold: every feed new (200, full body, ETag and Last-Modified)
     B  nothing changed: every feed answers 304 to the stored validators
@@ -16,29 +20,24 @@ load from whatever else runs on the machine:
     C  nothing changed, and the server sends no validators: 200 with the same body
 
 D runs before C: after C a client may hold no validators any more, and D would then measure
-something else for one client than for the other. Our client is called through
-aggregator's public functions (``polling.poll_feeds`` with force, SQLite in a temporary
-directory, ``[fetch] allow_private_networks = true``); reader through ``make_reader``,
-``add_feed`` and ``update_feeds(workers=16, scheduled=False)``. Peak memory is each client
-process's ru_maxrss; both clients' CPU time per round is printed beside their wall time.
-The server's own ceiling is measured with wrk when it is installed, and
-its CPU time per round is printed, so it is visible when the server is what limits a round.
+something else for one client than for the other. Each process's CPU time and peak memory
+(ru_maxrss) come from wait4; the server's CPU time per round is printed too, so it is
+visible when the server is what limits a round, and its ceiling is measured with wrk when
+wrk is installed.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import resource
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
 from email.utils import formatdate
 from pathlib import Path
 from typing import Any
@@ -186,108 +185,91 @@ def cpu_seconds(pid: int) -> float:
 
 # ---------------------------------------------------------------------------- the clients
 
+READER_SETUP = """
+import sys
+from reader import make_reader
+reader = make_reader(sys.argv[1])
+for url in sys.argv[2:]:
+    reader.add_feed(url)
+reader.close()
+"""
+READER_UPDATE = """
+import sys
+from reader import make_reader
+reader = make_reader(sys.argv[1])
+reader.update_feeds(workers=int(sys.argv[2]), scheduled=False)
+for feed in list(reader.get_feeds(broken=True))[:3]:
+    print(f"reader error: {feed.url}: {feed.last_exception}", file=sys.stderr)
+reader.close()
+"""
+# The console script, as a user runs it.
+AGGREGATOR = str(Path(sys.executable).parent / "aggregator")
 
-def serve_rounds(update: Callable[[], None], count: Callable[[], int]) -> None:
-    """Run one round per line read ("A", "B", …), answer with its figures; "rss" ends."""
-    for line in sys.stdin:
-        command = line.strip()
-        if command == "rss":
-            maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            print(json.dumps({"maxrss_mb": maxrss}), flush=True)
-            return
-        started = time.perf_counter()
-        cpu = time.process_time()
-        update()
-        elapsed = time.perf_counter() - started
-        answer = {"seconds": elapsed, "cpu": time.process_time() - cpu, "entries": count()}
-        print(json.dumps(answer), flush=True)
 
-
-def client_ours(args: argparse.Namespace) -> None:
-    from aggregator import config as config_module
-    from aggregator.pipeline import Services
-    from aggregator.polling.refresh import poll_feeds
-    from aggregator.store import Store
-
-    directory = Path(tempfile.mkdtemp(prefix="bench-poll-ours-"))
-    urls = feed_urls(args.port, args.hosts, args.feeds)
-    raw = {
-        "database": {"url": f"sqlite:///{directory / 'aggregator.db'}"},
-        "fetch": {"allow_private_networks": True, "concurrency": args.workers},
-        "feeds": [{"url": url, "name": f"feed {i}"} for i, url in enumerate(urls)],
+def timed_process(command: list[str]) -> dict[str, Any]:
+    """Run ``command`` to its end: wall seconds from fork to exit, its CPU and peak memory."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert process.stderr is not None
+    errors = process.stderr.read().decode(errors="replace")
+    _pid, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    for line in [line for line in errors.splitlines() if not line.startswith("INFO ")][:3]:
+        print(f"  {Path(command[0]).name}: {line}", file=sys.stderr)
+    if process.returncode != 0:
+        raise SystemExit(f"{' '.join(command[:3])}… exited {process.returncode}")
+    return {
+        "seconds": elapsed,
+        "cpu": usage.ru_utime + usage.ru_stime,
+        "maxrss_mb": usage.ru_maxrss / 1024,
     }
-    settings = config_module.from_dict(raw, directory / "config.toml")
-    store = Store.from_settings(settings)
-    store.upgrade()
-    store.sync_feeds(settings.feeds, settings, Services.now())
-    services = Services.build(settings, store)
-
-    def update() -> None:
-        report = poll_feeds(services, force=True)
-        for error in report.errors[:3]:
-            print(f"aggregator error: {error}", file=sys.stderr)
-
-    def count() -> int:
-        return sum(f.entries for f in store.feed_health())
-
-    try:
-        serve_rounds(update, count)
-    finally:
-        services.close()
-        store.close()
-        shutil.rmtree(directory, ignore_errors=True)
 
 
-def client_reader(args: argparse.Namespace) -> None:
-    from reader import make_reader
+class Clients:
+    """Both clients' databases, made and subscribed to every feed before the first round."""
 
-    directory = Path(tempfile.mkdtemp(prefix="bench-poll-reader-"))
-    reader = make_reader(str(directory / "reader.sqlite"))
-    for url in feed_urls(args.port, args.hosts, args.feeds):
-        reader.add_feed(url)
-
-    def update() -> None:
-        reader.update_feeds(workers=args.workers, scheduled=False)
-        for feed in list(reader.get_feeds(broken=True))[:3]:
-            print(f"reader error: {feed.url}: {feed.last_exception}", file=sys.stderr)
-
-    def count() -> int:
-        return int(reader.get_entry_counts().total or 0)
-
-    try:
-        serve_rounds(update, count)
-    finally:
-        reader.close()
-        shutil.rmtree(directory, ignore_errors=True)
-
-
-class Client:
-    """A client process that runs the rounds it is told to, one at a time."""
-
-    def __init__(self, which: str, args: argparse.Namespace) -> None:
-        command = [
-            sys.executable, __file__, "client", which, "--port", str(args.port),
-            "--feeds", str(args.feeds), "--hosts", str(args.hosts),
-            "--workers", str(args.workers),
-        ]  # fmt: skip
-        self.process = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
+    def __init__(self, directory: Path, args: argparse.Namespace) -> None:
+        urls = feed_urls(args.port, args.hosts, args.feeds)
+        self.ours_database = directory / "aggregator.db"
+        self.reader_database = directory / "reader.sqlite"
+        self.config = directory / "config.toml"
+        self.config.write_text(
+            "\n".join(
+                [
+                    "[database]",
+                    f'url = "sqlite:///{self.ours_database}"',
+                    "[fetch]",
+                    "allow_private_networks = true",
+                    f"concurrency = {args.workers}",
+                    *(f'[[feeds]]\nurl = "{url}"\nname = "feed {i}"' for i, url in enumerate(urls)),
+                    "",
+                ]
+            ),
+            encoding="utf-8",
         )
+        subprocess.run([AGGREGATOR, "--config", str(self.config), "db", "upgrade"], check=True,
+                       stdout=subprocess.DEVNULL)  # fmt: skip
+        subprocess.run(
+            [sys.executable, "-c", READER_SETUP, str(self.reader_database), *urls], check=True
+        )
+        self.commands = {
+            "ours": [AGGREGATOR, "--config", str(self.config), "poll", "--fetch-only"],
+            "reader": [
+                sys.executable, "-c", READER_UPDATE, str(self.reader_database),
+                str(args.workers),
+            ],
+        }  # fmt: skip
 
-    def ask(self, command: str) -> dict[str, Any]:
-        assert self.process.stdin and self.process.stdout
-        self.process.stdin.write(command + "\n")
-        self.process.stdin.flush()
-        line = self.process.stdout.readline()
-        if not line:
-            raise SystemExit(f"a client died during {command}")
-        answer: dict[str, Any] = json.loads(line)
-        return answer
+    def run(self, who: str) -> dict[str, Any]:
+        return timed_process(self.commands[who])
 
-    def finish(self) -> float:
-        maxrss = float(self.ask("rss")["maxrss_mb"])
-        self.process.wait(timeout=60)
-        return maxrss
+    def entries(self) -> dict[str, int]:
+        counts = {}
+        for who, database in (("ours", self.ours_database), ("reader", self.reader_database)):
+            with sqlite3.connect(database) as connection:
+                counts[who] = int(connection.execute("SELECT count(*) FROM entries").fetchone()[0])
+        return counts
 
 
 # ---------------------------------------------------------------------------- the run
@@ -331,24 +313,28 @@ def run_interleaved(args: argparse.Namespace, server_pid: int) -> dict[str, dict
     """Both clients, round by round: the same server state and the same machine load for
     both within a round."""
     results: dict[str, dict[str, Any]] = {"ours": {}, "reader": {}}
-    clients = {"ours": Client("ours", args), "reader": Client("reader", args)}
-    control(args.port, reset=1, mode="validators")
-    for name, _label, mode, bump in ROUNDS:
-        control(args.port, mode=mode, bump=bump)
-        order = ["ours", "reader"] if args.order == "ours-first" else ["reader", "ours"]
-        for who in order:
-            server_cpu = cpu_seconds(server_pid)
-            results[who][name] = clients[who].ask(name)
-            results[who][name]["server_cpu"] = cpu_seconds(server_pid) - server_cpu
-    for who, client in clients.items():
-        results[who]["maxrss_mb"] = client.finish()
+    with tempfile.TemporaryDirectory(prefix="bench-poll-") as tmp:
+        clients = Clients(Path(tmp), args)
+        control(args.port, reset=1, mode="validators")
+        for name, _label, mode, bump in ROUNDS:
+            control(args.port, mode=mode, bump=bump)
+            order = ["ours", "reader"] if args.order == "ours-first" else ["reader", "ours"]
+            for who in order:
+                server_cpu = cpu_seconds(server_pid)
+                results[who][name] = clients.run(who)
+                results[who][name]["server_cpu"] = cpu_seconds(server_pid) - server_cpu
+            seconds = {who: f"{results[who][name]['seconds']:.2f} s" for who in order}
+            print(f"  round {name} done: {seconds}", file=sys.stderr, flush=True)
+        for who, count in clients.entries().items():
+            results[who]["entries"] = count
+    for figures in results.values():
+        figures["maxrss_mb"] = max(figures[name]["maxrss_mb"] for name, *_ in ROUNDS)
     return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("mode", nargs="?", default="bench", choices=["bench", "serve", "client"])
-    parser.add_argument("which", nargs="?", choices=["ours", "reader"])
+    parser.add_argument("mode", nargs="?", default="bench", choices=["bench", "serve"])
     parser.add_argument("--feeds", type=int, default=500)
     parser.add_argument("--entries", type=int, default=20)
     parser.add_argument("--hosts", type=int, default=16, help="loopback addresses served")
@@ -358,9 +344,6 @@ def main() -> None:
     args = parser.parse_args()
     if args.mode == "serve":
         serve(args.port, args.hosts, args.feeds, args.entries)
-        return
-    if args.mode == "client":
-        (client_ours if args.which == "ours" else client_reader)(args)
         return
 
     args.port = args.port or free_port()
@@ -373,7 +356,8 @@ def main() -> None:
         print(
             f"{args.feeds} feeds × {args.entries} entries on {args.hosts} loopback hosts; "
             f"{args.workers} workers each; one uvicorn process (httptools, uvloop); "
-            f"rounds interleaved, {args.order}; load average {os.getloadavg()[0]:.1f}"
+            f"each round a new process per client; rounds interleaved, {args.order}; "
+            f"load average {os.getloadavg()[0]:.1f}"
         )
         print(wrk_ceiling(args.port, args))
         results = run_interleaved(args, server.pid)
@@ -400,14 +384,12 @@ def report(ours: dict[str, Any], theirs: dict[str, Any]) -> None:
         )
     memory_ok = ours["maxrss_mb"] < MEMORY_GOAL_MB
     print(
-        f"{'peak memory (ru_maxrss of each client)':40} {ours['maxrss_mb']:9.0f}MB "
+        f"{'peak memory (largest ru_maxrss)':40} {ours['maxrss_mb']:9.0f}MB "
         f"{theirs['maxrss_mb']:7.0f}MB        < {MEMORY_GOAL_MB} MB "
         + ("ok" if memory_ok else "MISSED")
     )
-    last = ROUNDS[-1][0]
     print(
-        f"entries stored after the rounds: aggregator {ours[last]['entries']}, "
-        f"reader {theirs[last]['entries']}"
+        f"entries stored after the rounds: aggregator {ours['entries']}, reader {theirs['entries']}"
     )
 
 

@@ -8,8 +8,10 @@ runs until every entry has its draft. Printed beside each figure: the latency bo
 the workers could do if only the translation latency counted) and the CPU the workers used,
 since this machine may have fewer cores than the workers want.
 
-    .venv/bin/python bench/scale.py [--entries 1000] [--latency 0.1] [--workers 1,2,4]
+    .venv/bin/python -m bench.scale [--entries 1000] [--latency 0.1] [--workers 1,2,4]
                                     [--concurrency 4]
+
+(from the repository's root: the test servers are imported as the ``tests`` package).
 
 Goal: at least 1.8x the throughput of one worker with 2 workers, 3.2x with 4; no entry
 drafted (or translated) twice.
@@ -28,9 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-from daemons import (
+from tests.daemons import (
     DaemonProcess,
     Database,
     NotifySocket,
@@ -38,8 +38,8 @@ from daemons import (
     newsletter_feed,
     operations_config,
 )
-from pg import throwaway_database, unreachable_reason
-from servers import LibreTranslateServer, UpstreamServer
+from tests.pg import throwaway_database, unreachable_reason
+from tests.servers import LibreTranslateServer, UpstreamServer, config_toml
 
 ROOT = Path(__file__).resolve().parent.parent
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -110,29 +110,10 @@ def write_config(
     directory: Path, database_url: str, feed_url: str, translator: str, concurrency: int
 ) -> Path:
     config = directory / "config.toml"
+    feeds = [{"url": feed_url, "name": "Weekly", "interval": "1d"}]
+    extra = operations_config(backlog_interval="0.2s", concurrency=concurrency)
     config.write_text(
-        "\n".join(
-            [
-                "[database]",
-                f'url = "{database_url}"',
-                "[server]",
-                'host = "127.0.0.1"',
-                "[fetch]",
-                "allow_private_networks = true",
-                "[translation]",
-                'engine = "libre"',
-                "[translation.libre]",
-                f'url = "{translator}"',
-                'api_key = "bench"',
-                operations_config(backlog_interval="0.2s", concurrency=concurrency),
-                "[[feeds]]",
-                f'url = "{feed_url}"',
-                'name = "Weekly"',
-                'interval = "1d"',
-                "",
-            ]
-        ),
-        encoding="utf-8",
+        config_toml(translator, feeds, database_url=database_url, extra=extra), encoding="utf-8"
     )
     return config
 

@@ -3,22 +3,27 @@
     .venv/bin/python bench/serve.py [--entries 50] [--duration 8] [--connections 16] [--pin]
 
 A database with N approved drafts (French bodies of the Ghost-style fixture, with credit) is
-built through the store, `aggregator serve` (one uvicorn worker, as shipped) is started on
-it, and /feeds/published.atom is fetched once; nginx (one worker, a config written to a
-temporary directory, listening on 127.0.0.1) then serves those exact bytes as a static file,
-and so does a bare ASGI app under uvicorn (one worker): the ceiling of any Python server
-here, which shows how much of the gap to nginx is the aggregator's own work. wrk (one
-thread; with --pin on CPU 0 and the servers on CPU 1) measures all three in the same run,
-one after the other: plain GETs (200), then conditional GETs answered 304 (`If-None-Match`
-with each server's own ETag).
+built through the store and `aggregator serve` (one uvicorn worker, as shipped) is started
+on it; it writes the publication directory. Measured one after the other in the same run,
+by wrk (one thread; with --pin on CPU 0 and the servers on CPU 1), with plain GETs (200)
+and conditional GETs answered 304 (`If-None-Match` with each server's own ETag):
 
-Goal: aggregator ≥ 0.6 × nginx's requests per second, p99 latency under 20 ms, for both.
-Needs wrk and nginx (apt-get install wrk nginx-light).
+- nginx (one worker) serving the feed's bytes as a plain static file: the reference;
+- nginx serving the publication directory with the configuration docs/operations.md gives
+  (the same text tests/web/test_nginx.py runs): goal, nginx's figure;
+- `aggregator serve` answering /feeds/published.atom: goal >= 0.6 x nginx;
+- peers that show where the time goes: a bare ASGI app under uvicorn (Python's ceiling
+  under the shipped server), and the publication's answers (``Representation.answer``)
+  under granian's RSGI interface (one worker, one runtime thread), the candidate server.
+
+Every response must be a 200 or a 304 (wrk's "Non-2xx or 3xx" stops the run).
+Needs wrk and nginx (apt-get install wrk nginx); granian (pip) for its row, else skipped.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import re
 import shutil
@@ -33,9 +38,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "web")]
 
 from servers import dictionary_translate  # noqa: E402
+from test_nginx import documented_nginx_server, nginx_conf  # noqa: E402
 
 from aggregator import config as config_module  # noqa: E402
 from aggregator.polling.parse import ParsedEntry  # noqa: E402
@@ -134,34 +140,20 @@ def fetch(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes, 
     return status, body, {k.lower(): v for k, v in received.items()}
 
 
-NGINX_CONF = """
-user root;
-worker_processes 1;
-daemon off;
-pid {folder}/nginx.pid;
-error_log {folder}/nginx-error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-    access_log off;
-    client_body_temp_path {folder}/tmp-body;
-    proxy_temp_path {folder}/tmp-proxy;
-    fastcgi_temp_path {folder}/tmp-fastcgi;
-    uwsgi_temp_path {folder}/tmp-uwsgi;
-    scgi_temp_path {folder}/tmp-scgi;
+# nginx at its fastest here for one file (DESIGN.md: sendfile and tcp_nopush).
+STATIC_SERVER = """
     types {{ application/atom+xml atom; }}
     sendfile on;
     tcp_nopush on;
-    keepalive_requests 1000000;
     server {{
         listen 127.0.0.1:{port};
-        root {folder}/www;
+        root {root};
         add_header Cache-Control "public, max-age=300";
     }}
-}}
 """
 
 
-def bare_app(body_file: str, etag: str) -> None:
+def bare_app(body_file: str, etag: str, port: int) -> None:
     """The peer that shows Python's own ceiling here: uvicorn (one worker, httptools, uvloop)
     with a bare ASGI app answering every request with the same bytes (or 304)."""
     import uvicorn
@@ -183,8 +175,78 @@ def bare_app(body_file: str, etag: str) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
-    port = int(sys.argv[sys.argv.index("--bare-port") + 1])
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+_RSGI_ANSWERS: dict[int, tuple[Any, list[tuple[str, str]]]] = {}
+
+
+async def publication_rsgi(scope: Any, proto: Any) -> None:
+    """The candidate server's app: granian's RSGI interface answering the publication's
+    feed with the aggregator's own ``Representation`` (loaded from $BENCH_PUBLICATION)."""
+    if not _RSGI_ANSWERS:
+        from aggregator.publishing.representation import represent
+
+        feed = Path(os.environ["BENCH_PUBLICATION"]) / "current" / "feeds" / "published.atom"
+        rep = represent(
+            feed.read_bytes(),
+            "application/atom+xml; charset=utf-8",
+            modified=int(feed.stat().st_mtime),
+            max_age=300,
+        )
+        _RSGI_ANSWERS[0] = (rep, [])
+        for answer in (rep.plain, rep.compressed, rep.plain_not_modified):
+            _RSGI_ANSWERS[id(answer)] = (
+                answer,
+                [(k.decode(), v.decode()) for k, v in answer.headers],
+            )
+        answer = rep.compressed_not_modified
+        _RSGI_ANSWERS[id(answer)] = (answer, [(k.decode(), v.decode()) for k, v in answer.headers])
+    rep = _RSGI_ANSWERS[0][0]
+    headers = scope.headers
+    answer = rep.answer(
+        headers.get("if-none-match"),
+        headers.get("if-modified-since"),
+        headers.get("accept-encoding", ""),
+    )
+    raw = _RSGI_ANSWERS[id(answer)][1]
+    if answer.body:
+        proto.response_bytes(answer.status, raw, answer.body)
+    else:
+        proto.response_empty(answer.status, raw)
+
+
+def start_granian(publication: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+    """granian (one worker, one runtime thread) serving ``publication_rsgi``."""
+    environment = {
+        **os.environ,
+        "BENCH_PUBLICATION": str(publication),
+        "PYTHONPATH": str(ROOT / "bench"),
+    }
+    with log.open("ab") as output:
+        return subprocess.Popen(
+            [*SERVER_CPU, sys.executable, "-m", "granian", "--interface", "rsgi",
+             "--workers", "1", "--runtime-threads", "1", "--no-ws", "--log-level", "warning",
+             "--host", "127.0.0.1", "--port", str(port), "serve:publication_rsgi"],
+            stdout=output, stderr=subprocess.STDOUT, env=environment, cwd=ROOT / "bench",
+        )  # fmt: skip
+
+
+def start_nginx(folder: Path, server: str) -> subprocess.Popen[bytes]:
+    (folder / "nginx.conf").write_text(nginx_conf(folder, server), encoding="utf-8")
+    return subprocess.Popen(
+        [*SERVER_CPU, "nginx", "-e", str(folder / "nginx-error.log"),
+         "-c", str(folder / "nginx.conf")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+
+
+def start_peer(role: str, argument: str, port: int, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as output:
+        return subprocess.Popen(
+            [*SERVER_CPU, sys.executable, __file__, role, argument, "--peer-port", str(port)],
+            stdout=output, stderr=subprocess.STDOUT,
+        )  # fmt: skip
 
 
 def wrk(url: str, duration: int, connections: int, headers: dict[str, str]) -> tuple[float, float]:
@@ -204,8 +266,9 @@ def wrk(url: str, duration: int, connections: int, headers: dict[str, str]) -> t
 
 
 def main() -> None:
-    if "--bare-body" in sys.argv:
-        bare_app(sys.argv[sys.argv.index("--bare-body") + 1], '"bare"')
+    if "--peer-port" in sys.argv:
+        port = int(sys.argv[sys.argv.index("--peer-port") + 1])
+        bare_app(sys.argv[sys.argv.index("--bare-body") + 1], '"bare"', port)
         return
     options = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     options.add_argument("--entries", type=int, default=50)
@@ -215,84 +278,97 @@ def main() -> None:
     args = options.parse_args()
     for program in ("wrk", "nginx"):
         if shutil.which(program) is None:
-            sys.exit(f"{program} is missing: apt-get install wrk nginx-light")
+            sys.exit(f"{program} is missing: apt-get install wrk nginx")
+    with_granian = importlib.util.find_spec("granian") is not None
 
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as name:
         folder = Path(name)
-        aggregator_port, nginx_port = free_port(), free_port()
-        config = build_database(folder, args.entries, aggregator_port)
+        ports = {key: free_port() for key in ("ours", "static", "directory", "bare", "granian")}
+        config = build_database(folder, args.entries, ports["ours"])
+        publication = folder / "publication"
         log = folder / "serve.log"
         with log.open("wb") as output:
             server = subprocess.Popen(
                 [*SERVER_CPU, sys.executable, "-m", "aggregator", "--config", str(config), "serve"],
                 cwd=folder, stdout=output, stderr=subprocess.STDOUT,
             )  # fmt: skip
-        nginx = bare = None
+        others: list[subprocess.Popen[bytes]] = []
         try:
-            ours = f"http://127.0.0.1:{aggregator_port}/feeds/published.atom"
-            wait_until_up(f"http://127.0.0.1:{aggregator_port}/healthz", server, log)
-            status, body, headers = fetch(ours)
+            urls = {
+                key: f"http://127.0.0.1:{port}/feeds/published.atom" for key, port in ports.items()
+            }
+            wait_until_up(f"http://127.0.0.1:{ports['ours']}/healthz", server, log)
+            status, body, _ = fetch(urls["ours"])
             entries = body.count(b"<entry")
             assert status == 200 and entries == args.entries, (status, entries)
             (folder / "www" / "feeds").mkdir(parents=True)
             (folder / "www" / "feeds" / "published.atom").write_bytes(body)
-            (folder / "nginx.conf").write_text(
-                NGINX_CONF.format(folder=folder, port=nginx_port), encoding="utf-8"
-            )
-            nginx = subprocess.Popen(
-                [*SERVER_CPU, "nginx", "-e", str(folder / "nginx-error.log"),
-                 "-c", str(folder / "nginx.conf")],
-                stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-            theirs = f"http://127.0.0.1:{nginx_port}/feeds/published.atom"
-            wait_until_up(theirs, nginx, folder / "nginx-error.log")
-            static_status, static_body, static_headers = fetch(theirs)
-            assert static_status == 200 and static_body == body, "nginx must serve the same bytes"
-
-            bare_port = free_port()
-            bare = subprocess.Popen(
-                [*SERVER_CPU, sys.executable, __file__, "--bare-body",
-                 str(folder / "www" / "feeds" / "published.atom"), "--bare-port", str(bare_port)],
-                stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-            python = f"http://127.0.0.1:{bare_port}/feeds/published.atom"
-            wait_until_up(python, bare, folder / "serve.log")
-            etags = {ours: headers["etag"], theirs: static_headers["etag"], python: '"bare"'}
-            for url, etag in etags.items():
-                again, _, _ = fetch(url, {"If-None-Match": etag})
-                assert again == 304, f"{url} answered {again} to If-None-Match"
+            static = folder / "nginx-static"
+            documented = folder / "nginx-documented"
+            static.mkdir()
+            documented.mkdir()
+            processes = {
+                "static": start_nginx(
+                    static, STATIC_SERVER.format(port=ports["static"], root=folder / "www")
+                ),
+                "directory": start_nginx(
+                    documented,
+                    documented_nginx_server(publication, ports["directory"], ports["ours"]),
+                ),
+                "bare": start_peer(
+                    "--bare-body", str(folder / "www" / "feeds" / "published.atom"),
+                    ports["bare"], log,
+                ),
+            }  # fmt: skip
+            others.extend(processes.values())
+            rows = {
+                "nginx (static file)": "static",
+                "nginx (documented config)": "directory",
+                "bare ASGI app (uvicorn)": "bare",
+                "aggregator serve (uvicorn)": "ours",
+            }
+            if with_granian:
+                processes["granian"] = start_granian(publication, ports["granian"], log)
+                others.append(processes["granian"])
+                rows["publication under granian RSGI"] = "granian"
+            for key, process in processes.items():
+                wait_until_up(urls[key], process, log)
+            etags = {}
+            for key in rows.values():
+                got_status, got_body, got_headers = fetch(urls[key])
+                assert got_status == 200 and got_body == body, f"{key} must serve the same bytes"
+                etags[key] = got_headers["etag"]
+                again, _, _ = fetch(urls[key], {"If-None-Match": etags[key]})
+                assert again == 304, f"{key} answered {again} to If-None-Match"
+            assert etags["directory"] == etags["ours"], "nginx and aggregator serve: one ETag"
 
             print(
                 f"GET /feeds/published.atom: {args.entries} entries, {len(body):,} bytes; "
                 f"wrk -t1 -c{args.connections} -d{args.duration}s, one worker each"
                 f"{', wrk on CPU 0 and servers on CPU 1' if PIN else ''}\n"
             )
-            print(f"{'':32}{'requests/s':>12}{'p99':>12}")
+            print(f"{'':34}{'requests/s':>12}{'p99':>12}{'x nginx':>9}")
             for label, conditional in (("200 (full body)", False), ("304 (If-None-Match)", True)):
                 results = {}
-                for server_name, url in (
-                    ("nginx (static file)", theirs),
-                    ("bare ASGI app (uvicorn)", python),
-                    ("aggregator serve", ours),
-                ):
-                    extra = {"If-None-Match": etags[url]} if conditional else {}
-                    wrk(url, 1, args.connections, extra)  # warm-up
-                    results[server_name] = wrk(url, args.duration, args.connections, extra)
+                for row, key in rows.items():
+                    extra = {"If-None-Match": etags[key]} if conditional else {}
+                    wrk(urls[key], 1, args.connections, extra)  # warm-up
+                    results[row] = wrk(urls[key], args.duration, args.connections, extra)
+                reference = results["nginx (static file)"][0]
                 print(label)
-                for server_name, (rate, p99) in results.items():
-                    print(f"  {server_name:30}{rate:12,.0f}{p99:10.2f} ms")
-                ratio = results["aggregator serve"][0] / results["nginx (static file)"][0]
-                p99 = results["aggregator serve"][1]
+                for row, (rate, p99) in results.items():
+                    print(f"  {row:32}{rate:12,.0f}{p99:9.2f} ms{rate / reference:9.2f}")
+                ratio = results["aggregator serve (uvicorn)"][0] / reference
+                p99 = results["aggregator serve (uvicorn)"][1]
                 verdict = "ok" if ratio >= GOAL_RATIO and p99 < GOAL_P99_MS else "MISSED"
                 print(
-                    f"  ratio aggregator / nginx: {ratio:.2f} (goal >= {GOAL_RATIO}); "
+                    f"  aggregator serve / nginx: {ratio:.2f} (goal >= {GOAL_RATIO}); "
                     f"p99 {p99:.2f} ms (goal < {GOAL_P99_MS:.0f} ms): {verdict}\n"
                 )
         finally:
-            for process in (bare, nginx, server):
-                if process is not None:
-                    process.terminate()
-                    process.wait(timeout=15)
+            for process in [*others, server]:
+                process.terminate()
+                process.wait(timeout=15)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -21,20 +20,13 @@ import pytest
 from browser import browser  # noqa: F401 - fixture: Debian's Chromium, one per module
 from newsroom import newsroom, newsroom_template  # noqa: F401 - fixtures
 from pg import postgres_database, postgres_server, postgres_url  # noqa: F401 - fixtures
-from servers import LOOPBACK, LibreTranslateServer, UpstreamServer
+from servers import LibreTranslateServer, UpstreamServer, config_toml, free_port
 
 DATA_DIR = Path(__file__).parent / "data"
 CLI_TIMEOUT_SECONDS = 120
 SERVER_START_DEADLINE_SECONDS = 30
 
 WriteConfig = Callable[..., Path]
-
-
-def free_port() -> int:
-    """A port that was free a moment ago (the OS picks it; another process could still take it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((LOOPBACK, 0))
-        return int(probe.getsockname()[1])
 
 
 def run_cli(
@@ -143,11 +135,6 @@ def libretranslate() -> Iterator[LibreTranslateServer]:
         yield server
 
 
-def _toml_string(value: str) -> str:
-    # A JSON string is a valid TOML basic string for everything written here.
-    return json.dumps(value, ensure_ascii=False)
-
-
 @pytest.fixture
 def write_config(tmp_path: Path, libretranslate: LibreTranslateServer) -> WriteConfig:
     """Factory: ``write_config(feeds, *, extra="") -> Path`` of a config.toml in tmp_path.
@@ -159,34 +146,9 @@ def write_config(tmp_path: Path, libretranslate: LibreTranslateServer) -> WriteC
     """
 
     def write(feeds: Sequence[Mapping[str, str]] = (), *, extra: str = "") -> Path:
-        port = free_port()
-        lines = [
-            "[database]",
-            'url = "sqlite:///aggregator.db"',
-            "",
-            "[server]",
-            f'host = "{LOOPBACK}"',
-            f"port = {port}",
-            f'base_url = "http://{LOOPBACK}:{port}"',
-            "",
-            "[fetch]",
-            "allow_private_networks = true",
-            "",
-            "[translation]",
-            'engine = "libre"',
-            'target_language = "fr"',
-            "",
-            "[translation.libre]",
-            f"url = {_toml_string(libretranslate.url('/'))}",
-            'api_key = "test"',
-        ]
-        for feed in feeds:
-            lines += ["", "[[feeds]]"]
-            lines += [f"{key} = {_toml_string(value)}" for key, value in feed.items()]
-        if extra:
-            lines += ["", extra]
+        text = config_toml(libretranslate.url("/"), feeds, port=free_port(), extra=extra)
         config_path = tmp_path / "config.toml"
-        config_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        config_path.write_text(text, encoding="utf-8")
         return config_path
 
     return write

@@ -325,6 +325,7 @@ def fetch_entries(config: Path) -> None:
     in this process: quicker than starting one, and still another process than the daemon's.
     """
     from aggregator import config as config_module
+    from aggregator.clock import utc_now
     from aggregator.pipeline import Services
     from aggregator.polling.refresh import poll_feeds
     from aggregator.store import Store
@@ -333,7 +334,7 @@ def fetch_entries(config: Path) -> None:
     store = Store.from_settings(settings)
     try:
         store.upgrade()
-        store.sync_feeds(settings.feeds, settings, Services.now())
+        store.sync_feeds(settings.feeds, settings, utc_now())
         services = Services.build(settings, store)
         try:
             report = poll_feeds(services, force=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from typing import Any
 
 import lxml.html
 import pytest
-from servers import LOOPBACK, LibreTranslateServer, UpstreamServer
+from servers import LibreTranslateServer, UpstreamServer, config_toml, free_port
 from starlette.applications import Starlette
 
 from aggregator import config as config_module
@@ -51,12 +50,6 @@ HOSTILE_TITLE_START = "The engineers"
 SIMDJSON_TITLE = "JSON parsing: simdjson vs. JSON for Modern C++"
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((LOOPBACK, 0))
-        return int(probe.getsockname()[1])
-
-
 def serve_newsletters(upstream: UpstreamServer) -> None:
     base = upstream.base_url
     ghost = (DATA_DIR / "torment-nexus-like.rss").read_text(encoding="utf-8")
@@ -82,29 +75,13 @@ def config_text(
     database: Path, upstream: UpstreamServer, libre_url: str, port: int, extra: str = ""
 ) -> str:
     feeds = [
-        (upstream.url(GHOST_FEED_PATH), "The Torment Nexus"),
-        (upstream.url(EXCERPTS_FEED_PATH), "Excerpts Weekly"),
-        (upstream.url(HOSTILE_FEED_PATH), "Hostile Weekly"),
+        {"url": upstream.url(GHOST_FEED_PATH), "name": "The Torment Nexus"},
+        {"url": upstream.url(EXCERPTS_FEED_PATH), "name": "Excerpts Weekly"},
+        {"url": upstream.url(HOSTILE_FEED_PATH), "name": "Hostile Weekly"},
     ]
-    lines = [
-        "[database]",
-        f'url = "sqlite:///{database}"',
-        "[server]",
-        f'host = "{LOOPBACK}"',
-        f"port = {port}",
-        f'base_url = "http://{LOOPBACK}:{port}"',
-        "[fetch]",
-        "allow_private_networks = true",
-        "[translation]",
-        'engine = "libre"',
-        "[translation.libre]",
-        f'url = "{libre_url}"',
-        'api_key = "test"',
-        extra,
-    ]
-    for url, name in feeds:
-        lines += ["[[feeds]]", f'url = "{url}"', f'name = "{name}"']
-    return "\n".join(lines) + "\n"
+    return config_toml(
+        libre_url, feeds, database_url=f"sqlite:///{database}", port=port, extra=extra
+    )
 
 
 @dataclass
@@ -166,33 +143,37 @@ class Newsroom:
         return self.store.approve(draft.id, actor=actor, now=datetime.now(UTC))
 
 
-@pytest.fixture
-def newsroom(
-    tmp_path: Path, newsroom_template: Template, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Newsroom]:
-    database = tmp_path / "aggregator.db"
-    shutil.copyfile(newsroom_template.database, database)
-    (tmp_path / "review-password").write_text(PASSWORD + "\n", encoding="utf-8")
-    (tmp_path / "api-tokens").write_text(
+def newsroom_copy(folder: Path, template: Template) -> Newsroom:
+    """A copy of the template's newsroom in ``folder``, with its own config and an open
+    store (the caller closes it)."""
+    database = folder / "aggregator.db"
+    shutil.copyfile(template.database, database)
+    (folder / "review-password").write_text(PASSWORD + "\n", encoding="utf-8")
+    (folder / "api-tokens").write_text(
         "".join(f"{name}:{token}\n" for name, token in TOKENS.items())
         + f"Lecteur:{READ_TOKEN}:read\n",
         encoding="utf-8",
     )
     extra = '[review]\npassword_file = "review-password"\napi_tokens_file = "api-tokens"\n'
-    path = tmp_path / "config.toml"
+    path = folder / "config.toml"
     path.write_text(
-        config_text(
-            database, newsroom_template.upstream, newsroom_template.libre_url, free_port(), extra
-        ),
+        config_text(database, template.upstream, template.libre_url, free_port(), extra),
         encoding="utf-8",
     )
-    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "state"))
     settings = config_module.load(path)
-    store = Store.from_settings(settings)
+    return Newsroom(path, settings, Store.from_settings(settings), template.upstream)
+
+
+@pytest.fixture
+def newsroom(
+    tmp_path: Path, newsroom_template: Template, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Newsroom]:
+    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "state"))
+    room = newsroom_copy(tmp_path, newsroom_template)
     try:
-        yield Newsroom(path, settings, store, newsroom_template.upstream)
+        yield room
     finally:
-        store.close()
+        room.store.close()
 
 
 # ---------------------------------------------------------------- driving the review pages

@@ -19,6 +19,7 @@ import socket
 import sys
 import threading
 from collections import deque
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,6 +29,60 @@ from typing import Any, ClassVar, Literal, NamedTuple, Self
 from urllib.parse import parse_qs, urlsplit
 
 LOOPBACK = "127.0.0.1"
+
+
+def free_port() -> int:
+    """A port that was free a moment ago (the OS picks it; another process could still take it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((LOOPBACK, 0))
+        return int(probe.getsockname()[1])
+
+
+def config_toml(
+    libre_url: str,
+    feeds: Sequence[Mapping[str, str]] = (),
+    *,
+    database_url: str = "sqlite:///aggregator.db",
+    port: int | None = None,
+    extra: str = "",
+) -> str:
+    """The text of a config.toml pointing the aggregator at these servers: translation by
+    ``libre_url`` (a LibreTranslateServer), private networks allowed (all is on loopback),
+    the web server on ``port`` of 127.0.0.1 when given. ``feeds`` are mappings of feed keys
+    (``url``, ``name``, ``interval``…). ``extra`` is TOML put as is before the feeds: its
+    bare keys, if any, go to ``[translation.libre]``."""
+    lines = ["[database]", f"url = {_toml_string(database_url)}", ""]
+    if port is not None:
+        lines += [
+            "[server]",
+            f'host = "{LOOPBACK}"',
+            f"port = {port}",
+            f'base_url = "http://{LOOPBACK}:{port}"',
+            "",
+        ]
+    lines += [
+        "[fetch]",
+        "allow_private_networks = true",
+        "",
+        "[translation]",
+        'engine = "libre"',
+        'target_language = "fr"',
+        "",
+        "[translation.libre]",
+        f"url = {_toml_string(libre_url)}",
+        'api_key = "test"',
+    ]
+    if extra:
+        lines += [extra]
+    for feed in feeds:
+        lines += ["", "[[feeds]]"]
+        lines += [f"{key} = {_toml_string(value)}" for key, value in feed.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _toml_string(value: str) -> str:
+    # A JSON string is a valid TOML basic string for everything written here.
+    return json.dumps(value, ensure_ascii=False)
 
 
 class _LoopbackHTTPServer(ThreadingHTTPServer):

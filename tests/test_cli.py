@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import stat
+import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import WriteConfig, run_cli, run_cli_json
 
 from aggregator import config as config_module
+from aggregator.cli.base import COMMAND_MODULES
+from aggregator.cli.base import main as cli_main
 from aggregator.polling.parse import ParsedEntry
-from aggregator.store import DraftContent, Store
+from aggregator.store import MIGRATIONS, DraftContent, Store
+from aggregator.store.base import newest_migration
 
 NOW = datetime(2025, 2, 12, 15, 0, tzinfo=UTC)
 
@@ -205,3 +211,89 @@ def test_status_counts_drafts(config: Path) -> None:
     assert "brouillons : 1 à relire, 0 publié, 0 rejeté" in printed  # French plurals
     feed = json.loads(run_cli(config, "feeds", "list", "--json").stdout)[0]
     assert (feed["status"], feed["entries"], feed["title"]) == ("ok", 1, "The Torment Nexus")
+
+
+# ------------------------------------------------------------------ what a command loads
+
+_RECORD_MODULES = """
+import json, sys
+from aggregator.cli import main
+try:
+    main(sys.argv[2:])
+    code = 0
+except SystemExit as exc:
+    code = exc.code or 0
+with open(sys.argv[1], "w", encoding="utf-8") as record:
+    json.dump({"code": code, "modules": sorted(sys.modules)}, record)
+"""
+# What the editor's quick commands never wait for: the web stack, the article extractor,
+# the migration tool (and, for --help, the database layer and the feed parser).
+HEAVY = ("starlette", "uvicorn", "trafilatura", "alembic", "jinja2", "httpx", "apscheduler")
+
+
+def modules_loaded_by(directory: Path, *args: str) -> set[str]:
+    """The top-level packages in sys.modules after ``aggregator ARGS…`` ran in a new process."""
+    record = directory / "modules.json"
+    subprocess.run(
+        [sys.executable, "-c", _RECORD_MODULES, str(record), *args],
+        cwd=directory, capture_output=True, check=True, timeout=120,
+    )  # fmt: skip
+    outcome = json.loads(record.read_text(encoding="utf-8"))
+    assert outcome["code"] == 0, f"aggregator {' '.join(args)} exited {outcome['code']}"
+    return {name.split(".")[0] for name in outcome["modules"]}
+
+
+def test_help_loads_neither_the_database_layer_nor_the_web_stack(tmp_path: Path) -> None:
+    loaded = modules_loaded_by(tmp_path, "--help")
+    assert loaded.isdisjoint({*HEAVY, "sqlalchemy", "feedparser", "lxml", "rich"}), loaded
+    listed = run_cli(tmp_path / "config.toml", "--help").stdout
+    for command in COMMAND_MODULES:
+        assert f"\n  {command} " in listed
+
+
+def test_drafts_list_on_a_current_database_loads_no_migration_tool(
+    config: Path, tmp_path: Path
+) -> None:
+    seed_draft(config)  # the schema is at the newest migration
+    loaded = modules_loaded_by(tmp_path, "--config", str(config), "drafts", "list", "--json")
+    assert "sqlalchemy" in loaded and loaded.isdisjoint(HEAVY), loaded & set(HEAVY)
+
+
+def test_each_command_is_registered_by_the_module_that_loads_it() -> None:
+    for name in sorted(set(COMMAND_MODULES.values())):
+        importlib.import_module(f"aggregator.cli.{name}")
+    assert set(cli_main.commands) == set(COMMAND_MODULES)
+    for command, module in COMMAND_MODULES.items():
+        assert cli_main.commands[command].callback.__module__ == f"aggregator.cli.{module}"
+
+
+def alembic_config(**attributes: object) -> Any:
+    from alembic.config import Config
+
+    migrations = Config()
+    migrations.set_main_option("script_location", str(MIGRATIONS))
+    migrations.attributes.update(attributes)
+    return migrations
+
+
+def test_newest_migration_from_the_file_names_is_alembics_head() -> None:
+    from alembic.script import ScriptDirectory
+
+    assert ScriptDirectory.from_config(alembic_config()).get_heads() == [newest_migration()]
+
+
+def test_a_database_one_migration_behind_is_upgraded_by_a_read_command(config: Path) -> None:
+    from alembic import command
+
+    seed_draft(config)
+    store = Store.from_settings(config_module.load(config))
+    try:
+        with store.engine.begin() as connection:
+            command.downgrade(alembic_config(connection=connection), "-1")
+        listed = run_cli_json(config, "drafts", "list", "--json")
+        with store.engine.connect() as connection:
+            version = connection.exec_driver_sql("SELECT version_num FROM alembic_version")
+            assert list(version.scalars()) == [newest_migration()]
+    finally:
+        store.close()
+    assert isinstance(listed, list)  # read through the newest schema

@@ -21,6 +21,17 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
+def check_config(path: Path) -> subprocess.CompletedProcess[str]:
+    """``aggregator --config PATH check-config``, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "aggregator", "--config", str(path), "check-config"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 # The checkout's config.toml is the user's to edit (the README says so): no test reads it.
 # What is shipped is checked through copies that a user's edits do not touch.
 
@@ -38,6 +49,27 @@ def test_the_readme_config_is_valid_and_follows_the_torment_nexus(tmp_path: Path
     assert settings.feeds[0].interval == 30 * 60
 
 
+def test_the_readme_llm_config_passes_check_config(tmp_path: Path) -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Translating with an LLM", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```toml\n(.*?)```", section, re.DOTALL)
+    assert block, "README.md has no ```toml block under 'Translating with an LLM'"
+    path = write(tmp_path, block.group(1))
+    result = check_config(path)
+    assert result.returncode == 0, result.stderr
+    assert "engine llm" in result.stdout
+    llm = config.load(path).translation.llm
+    assert (llm.base_url, llm.model, llm.headline) == (
+        "http://127.0.0.1:11434/v1",
+        "mistral-small",
+        "adapt",
+    )
+    assert [feed.engine for feed in config.load(path).feeds] == ["", "google"]
+    # Every endpoint the section names is one the check accepts.
+    for base_url in re.findall(r'base_url = "([^"]+)"', section):
+        config.load(write(tmp_path, block.group(1).replace(llm.base_url, base_url)))
+
+
 def test_the_shipped_config_as_committed_passes_check_config(tmp_path: Path) -> None:
     # `git show HEAD:config.toml`: the file as shipped, whatever the working copy now says.
     shown = subprocess.run(
@@ -50,13 +82,7 @@ def test_the_shipped_config_as_committed_passes_check_config(tmp_path: Path) -> 
     if shown.returncode != 0:
         pytest.skip(f"not a git checkout with a committed config.toml: {shown.stderr.strip()}")
     path = write(tmp_path, shown.stdout)
-    result = subprocess.run(
-        [sys.executable, "-m", "aggregator", "--config", str(path), "check-config"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = check_config(path)
     assert result.returncode == 0, result.stderr
     assert f"{path}: ok" in result.stdout
 

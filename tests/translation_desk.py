@@ -13,8 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import lxml.html
-from servers import LibreTranslateServer, UpstreamServer
 from sqlalchemy import select
+
+if __package__:  # imported as tests.translation_desk, by a benchmark run from the root
+    from tests.servers import LibreTranslateServer, UpstreamServer, config_toml
+else:  # by pytest, beside the other test modules
+    from servers import LibreTranslateServer, UpstreamServer, config_toml
 
 from aggregator import config as config_module
 from aggregator.config import Settings
@@ -157,20 +161,9 @@ def open_desk(
 
 def write_config(desk: Desk, path: Path, extra: str = "") -> Path:
     """A config.toml for the CLI that points at the desk's database and servers."""
-    lines = [
-        "[database]",
-        f'url = "{desk.settings.database.url}"',
-        "[fetch]",
-        "allow_private_networks = true",
-        "[translation]",
-        'engine = "libre"',
-        "[translation.libre]",
-        f'url = "{desk.libretranslate.url("/")}"',
-        'api_key = "test"',
-        extra,
-        "[[feeds]]",
-        f'url = "{desk.upstream.url(FEED_PATH)}"',
-        'name = "The Torment Nexus"',
-    ]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    feeds = [{"url": desk.upstream.url(FEED_PATH), "name": "The Torment Nexus"}]
+    text = config_toml(
+        desk.libretranslate.url("/"), feeds, database_url=desk.settings.database.url, extra=extra
+    )
+    path.write_text(text, encoding="utf-8")
     return path

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from aggregator.cli.base import main, open_store, settings_of, words_of
 from aggregator.clock import utc_now
-from aggregator.config import Settings
-from aggregator.desk import health
-from aggregator.i18n import Messages
-from aggregator.store import Overview
+
+if TYPE_CHECKING:
+    from aggregator.config import Settings
+    from aggregator.i18n import Messages
+    from aggregator.store import Overview
 
 
 @main.group()
@@ -66,6 +68,8 @@ def check_config(ctx: click.Context) -> None:
 @click.pass_context
 def status(ctx: click.Context) -> None:
     """What the daemon has done and what waits: feeds, entries, drafts."""
+    from aggregator.desk import health
+
     settings = settings_of(ctx)
     with open_store(settings, upgrade=True) as store:
         store.sync_feeds(settings.feeds, settings, utc_now())
@@ -138,6 +142,16 @@ def _print_budgets(
                     budget=words.number(budget),
                 )
             )
+    for name, spend in overview.spend_today.items():
+        click.echo(
+            words.gettext(
+                "tokens:  %(engine)s: %(prompt)s in, %(completion)s out today (UTC), cost %(cost)s",
+                engine=name,
+                prompt=words.number(spend.prompt_tokens),
+                completion=words.number(spend.completion_tokens),
+                cost=words.number(round(spend.cost, 4)),
+            )
+        )
     if paused:
         click.echo(
             words.ngettext(

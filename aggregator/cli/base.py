@@ -1,38 +1,66 @@
 """The ``aggregator`` group and what its commands share: config, store, clock, output.
 
 Commands print for a person, or JSON with ``--json``; an AggregatorError becomes one line
-on stderr and exit status 1. Heavy modules (the pipeline, trafilatura, the web stack) are
-imported by the commands that use them, not here.
+on stderr and exit status 1. Only click is imported here: the store, the config's parser, the
+catalogues and rich load when a command asks for them, so ``aggregator --help`` starts as
+fast as Python does.
 """
 
 from __future__ import annotations
 
 import getpass
+import importlib
 import json
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
 
 from aggregator import __version__
-from aggregator import config as config_module
-from aggregator.config import Settings
 from aggregator.errors import AggregatorError, UnknownReviewerError
-from aggregator.i18n import Messages, messages, ui_language
-from aggregator.store import Store
 
-err = Console(stderr=True)
-out = Console()
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from aggregator.config import Settings
+    from aggregator.i18n import Messages
+    from aggregator.store import Store
+
+# Each top-level command and the module that defines it: a command's module is imported
+# only when that command runs or its help is shown.
+COMMAND_MODULES = {
+    "check-config": "admin",
+    "db": "admin",
+    "drafts": "drafts",
+    "entries": "entries",
+    "feeds": "feeds",
+    "poll": "daemon",
+    "run": "daemon",
+    "serve": "daemon",
+    "status": "admin",
+    "users": "users",
+    "worker": "daemon",
+}
 
 
 class AggregatorGroup(click.Group):
-    """Turns every AggregatorError into one readable line and exit status 1."""
+    """Loads each command's module on first use (COMMAND_MODULES), and turns every
+    AggregatorError into one readable line and exit status 1."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *COMMAND_MODULES})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMAND_MODULES:
+            # The module registers its commands on ``main`` as it is imported.
+            importlib.import_module(f"aggregator.cli.{COMMAND_MODULES[cmd_name]}")
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -66,16 +94,22 @@ def main(ctx: click.Context, config_path: Path | None, verbose: bool) -> None:
 
 
 def settings_of(ctx: click.Context) -> Settings:
+    from aggregator import config as config_module
+
     return config_module.load(ctx.find_root().obj)
 
 
 def words_of(settings: Settings) -> Messages:
     """What an editor reads, in the desk's language (``[review] language``)."""
+    from aggregator.i18n import messages, ui_language
+
     return messages(ui_language(settings.review.language, settings.translation.target_language))
 
 
 @contextmanager
 def open_store(settings: Settings, *, upgrade: bool = False) -> Iterator[Store]:
+    from aggregator.store import Store
+
     store = Store.from_settings(settings)
     try:
         if upgrade:
@@ -87,6 +121,23 @@ def open_store(settings: Settings, *, upgrade: bool = False) -> Iterator[Store]:
 
 def print_json(value: Any) -> None:
     click.echo(json.dumps(value, ensure_ascii=False, indent=2))
+
+
+@cache
+def console(*, stderr: bool = False) -> Console:
+    """The terminal of stdout (or stderr), for tables and progress bars."""
+    from rich.console import Console
+
+    return Console(stderr=stderr)
+
+
+def print_table(columns: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
+    from rich.table import Table
+
+    table = Table(*columns)
+    for row in rows:
+        table.add_row(*row)
+    console().print(table)
 
 
 def reviewer(settings: Settings, given: str | None) -> tuple[str, bool]:

@@ -5,18 +5,16 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from aggregator.cli.base import err, main, open_store, settings_of, words_of
+from aggregator.cli.base import console, main, open_store, settings_of, words_of
 from aggregator.clock import utc_now
 from aggregator.errors import AggregatorError
-from aggregator.i18n import Messages
-from aggregator.store import Store
 
 if TYPE_CHECKING:
+    from aggregator.i18n import Messages
     from aggregator.pipeline import Report
 
 
@@ -24,30 +22,29 @@ if TYPE_CHECKING:
 @click.pass_context
 def run(ctx: click.Context) -> None:
     """The daemon: scheduler, pipeline and web server in one process."""
-    from aggregator.service.daemon import Daemon
-
-    settings = settings_of(ctx)
-    sys.exit(Daemon(settings, Store.from_settings(settings)).run())
+    _run_daemon(ctx)
 
 
 @main.command()
 @click.pass_context
 def worker(ctx: click.Context) -> None:
     """Scheduler and pipeline only (no web server)."""
-    from aggregator.service.daemon import Daemon
-
-    settings = settings_of(ctx)
-    sys.exit(Daemon(settings, Store.from_settings(settings), web=False).run())
+    _run_daemon(ctx, web=False)
 
 
 @main.command()
 @click.pass_context
 def serve(ctx: click.Context) -> None:
     """Web server only: published feeds, article pages, review."""
+    _run_daemon(ctx, worker=False)
+
+
+def _run_daemon(ctx: click.Context, *, web: bool = True, worker: bool = True) -> NoReturn:
     from aggregator.service.daemon import Daemon
+    from aggregator.store import Store
 
     settings = settings_of(ctx)
-    sys.exit(Daemon(settings, Store.from_settings(settings), worker=False).run())
+    sys.exit(Daemon(settings, Store.from_settings(settings), web=web, worker=worker).run())
 
 
 @main.command()
@@ -84,12 +81,16 @@ def poll(ctx: click.Context, feeds: tuple[str, ...], fetch_only: bool) -> None:
 
 @contextmanager
 def _progress(label: str, total: int) -> Iterator[Callable[[], None]]:
-    if not err.is_terminal or total == 0:
+    terminal = console(stderr=True)
+    if not terminal.is_terminal or total == 0:
         yield lambda: None
         return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
     with Progress(
-        TextColumn(f"{label:8}"), BarColumn(), MofNCompleteColumn(), console=err, transient=True
-    ) as progress:
+        TextColumn(f"{label:8}"), BarColumn(), MofNCompleteColumn(), console=terminal,
+        transient=True,
+    ) as progress:  # fmt: skip
         task = progress.add_task(label, total=total)
         yield lambda: progress.advance(task)
 

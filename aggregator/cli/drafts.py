@@ -3,71 +3,31 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
-from rich.table import Table
 
 from aggregator.cli.base import (
     main,
     open_store,
-    out,
     print_json,
+    print_table,
     reviewer,
     settings_of,
     words_of,
 )
-from aggregator.clock import utc_now
-from aggregator.desk.compare import clean_body, clean_title
 from aggregator.errors import AggregatorError
 from aggregator.i18n import N_
-from aggregator.models import DraftStatus
-from aggregator.publishing.publish import credit_html, source_name
-from aggregator.shapes import edits_json, iso
-from aggregator.store import DraftView, Store
-from aggregator.untrusted import plain_text
+
+if TYPE_CHECKING:
+    from aggregator.store import DraftView
 
 
 @main.group()
 def drafts() -> None:
     """Review drafts: list, show, approve, reject, withdraw, edit, retranslate."""
-
-
-def _draft_summary(d: DraftView) -> dict[str, Any]:
-    return {
-        "id": d.id,
-        "status": d.status.value,
-        "title": d.title,
-        "original_title": d.original_title,
-        "original_url": d.original_url,
-        "author": d.author,
-        "feed": d.feed,
-        "created_at": iso(d.created_at),
-        "updated_at": iso(d.updated_at),
-        "warnings": list(d.warnings),
-    }
-
-
-def _draft_detail(d: DraftView) -> dict[str, Any]:
-    return {
-        **_draft_summary(d),
-        "body_html": d.body_html,
-        "credit_html": credit_html(d),
-        "published_at": iso(d.published_at),
-        "approved_at": iso(d.approved_at),
-        "reviewed_by": d.reviewed_by,
-        "engine": d.engine,
-        "source_language": d.source_language,
-        "target_language": d.target_language,
-        "characters": d.characters,
-        "requests": d.requests,
-        "version": d.version,
-        "published": d.published,
-        "withdrawn_at": iso(d.withdrawn_at),
-        **edits_json(d),
-    }
 
 
 @drafts.command("list")
@@ -81,19 +41,22 @@ def _draft_detail(d: DraftView) -> dict[str, Any]:
 @click.pass_context
 def drafts_list(ctx: click.Context, status: str, as_json: bool) -> None:
     """Drafts waiting for review (or of another status)."""
+    from aggregator.models import DraftStatus
+    from aggregator.publishing.publish import source_name
+    from aggregator.shapes import draft_summary_json, iso
+
     settings = settings_of(ctx)
     with open_store(settings, upgrade=True) as store:
         items = store.list_drafts(None if status == "all" else DraftStatus(status))
     if as_json:
-        print_json([_draft_summary(d) for d in items])
+        base_url = settings.server.base_url
+        print_json([draft_summary_json(d, base_url) for d in items])
         return
-    table = Table("id", "status", "title", "feed", "created", "warnings")
-    for d in items:
-        table.add_row(
-            str(d.id), d.status.value, d.title, source_name(d), iso(d.created_at) or "",
-            str(len(d.warnings)) if d.warnings else "",
-        )  # fmt: skip
-    out.print(table)
+    print_table(
+        ("id", "status", "title", "feed", "created", "warnings"),
+        ((str(d.id), d.status.value, d.title, source_name(d), iso(d.created_at) or "",
+          str(len(d.warnings)) if d.warnings else "") for d in items),
+    )  # fmt: skip
 
 
 @drafts.command("show")
@@ -102,12 +65,19 @@ def drafts_list(ctx: click.Context, status: str, as_json: bool) -> None:
 @click.pass_context
 def drafts_show(ctx: click.Context, draft_id: int, as_json: bool) -> None:
     """One draft in full: French title and body, and what it was made from."""
+    from aggregator.publishing.publish import source_name
+    from aggregator.shapes import draft_json
+
     settings = settings_of(ctx)
+    if as_json:
+        from aggregator.desk.service import Desk
+
+        with open_store(settings, upgrade=True) as store:
+            page = Desk(settings, store).page(draft_id)
+        print_json(draft_json(page, settings.server.base_url))
+        return
     with open_store(settings, upgrade=True) as store:
         draft = store.get_draft(draft_id)
-    if as_json:
-        print_json(_draft_detail(draft))
-        return
     words = words_of(settings)
     status = words.status_label(draft.status.value)
     click.echo(f"#{draft.id} [{status}] {draft.title}")
@@ -133,17 +103,34 @@ def drafts_show(ctx: click.Context, draft_id: int, as_json: bool) -> None:
     click.echo(draft.body_html)
 
 
+IF_VERSION = click.option(
+    "--if-version",
+    "version",
+    type=int,
+    default=None,
+    help="Act only if the draft is still at this version (as `show --json` printed it).",
+)
+
+
 def _each(
-    ctx: click.Context, ids: Sequence[int], action: Callable[[Store, int], DraftView], verb: str
-) -> None:
-    """``verb``: the msgid of what is printed for each draft done (``%(id)s``, ``%(title)s``)."""
+    ctx: click.Context, ids: Sequence[int], version: int | None, actor: str | None,
+    action: str, verb: str,
+) -> None:  # fmt: skip
+    """``action`` of the desk (``ACTIONS``) on each draft; ``verb``: the msgid printed for
+    each draft done (``%(id)s``, ``%(title)s``)."""
+    from aggregator.desk.service import Desk, Editor
+
+    if version is not None and len(ids) > 1:
+        raise click.UsageError("--if-version applies to one draft at a time")
     settings = settings_of(ctx)
     words = words_of(settings)
+    who = Editor(*reviewer(settings, actor))
     failures = 0
     with open_store(settings, upgrade=True) as store:
+        desk = Desk(settings, store)
         for draft_id in ids:
             try:
-                draft = action(store, draft_id)
+                draft = desk.act(who, draft_id, version, action)
             except AggregatorError as exc:
                 click.echo(f"error: {exc}", err=True)
                 failures += 1
@@ -153,61 +140,38 @@ def _each(
         sys.exit(1)
 
 
-@drafts.command("approve")
-@click.argument("ids", type=int, nargs=-1, required=True)
-@click.option(
-    "--as",
-    "actor",
-    default=None,
-    help="Reviewer named in the credit line (default: $AGGREGATOR_REVIEWER, else nobody).",
-)
-@click.pass_context
-def drafts_approve(ctx: click.Context, ids: tuple[int, ...], actor: str | None) -> None:
-    """Approve drafts: they appear in the published feeds."""
-    who, named = reviewer(settings_of(ctx), actor)
-    _each(
-        ctx, ids, lambda s, i: s.approve(i, actor=who, now=utc_now(), named=named),
-        N_("approved draft %(id)s: %(title)s"),
-    )  # fmt: skip
+def _review_command(action: str, summary: str, done: str, who: str = "Reviewer name.") -> None:
+    """``aggregator drafts ACTION ID…``: the desk's ``action`` on each draft; ``done``: the
+    msgid printed for each draft done; ``who``: the help of ``--as``."""
+
+    @drafts.command(action, help=summary)
+    @click.argument("ids", type=int, nargs=-1, required=True)
+    @click.option("--as", "actor", default=None, help=who)
+    @IF_VERSION
+    @click.pass_context
+    def command(
+        ctx: click.Context, ids: tuple[int, ...], actor: str | None, version: int | None
+    ) -> None:
+        _each(ctx, ids, version, actor, action, done)
 
 
-@drafts.command("reject")
-@click.argument("ids", type=int, nargs=-1, required=True)
-@click.option("--as", "actor", default=None, help="Reviewer name.")
-@click.pass_context
-def drafts_reject(ctx: click.Context, ids: tuple[int, ...], actor: str | None) -> None:
-    """Reject drafts: they are never published, and their entries never come back."""
-    who, named = reviewer(settings_of(ctx), actor)
-    _each(
-        ctx, ids, lambda s, i: s.reject(i, actor=who, now=utc_now(), named=named),
-        N_("rejected draft %(id)s: %(title)s"),
-    )  # fmt: skip
-
-
-@drafts.command("withdraw")
-@click.argument("ids", type=int, nargs=-1, required=True)
-@click.option("--as", "actor", default=None, help="Reviewer name (for the audit trail).")
-@click.pass_context
-def drafts_withdraw(ctx: click.Context, ids: tuple[int, ...], actor: str | None) -> None:
-    """Withdraw published drafts: they leave the feeds; their page answers 410 Gone."""
-    who, _ = reviewer(settings_of(ctx), actor)
-    _each(
-        ctx, ids, lambda s, i: s.withdraw(i, actor=who, now=utc_now()),
-        N_("withdrew draft %(id)s: %(title)s"),
-    )  # fmt: skip
-
-
-@drafts.command("retranslate")
-@click.argument("ids", type=int, nargs=-1, required=True)
-@click.option("--as", "actor", default=None, help="Reviewer name.")
-@click.pass_context
-def drafts_retranslate(ctx: click.Context, ids: tuple[int, ...], actor: str | None) -> None:
-    """Send drafts back to translation (done by the next poll or backlog tick)."""
-    who, _ = reviewer(settings_of(ctx), actor)
-    _each(
-        ctx, ids, lambda s, i: s.request_retranslation(i, actor=who, now=utc_now()),
-        N_("queued for retranslation draft %(id)s: %(title)s"),
-    )  # fmt: skip
+_review_command(
+    "approve", "Approve drafts: they appear in the published feeds.",
+    N_("approved draft %(id)s: %(title)s"),
+    "Reviewer named in the credit line (default: $AGGREGATOR_REVIEWER, else nobody).",
+)  # fmt: skip
+_review_command(
+    "reject", "Reject drafts: they are never published, and their entries never come back.",
+    N_("rejected draft %(id)s: %(title)s"),
+)  # fmt: skip
+_review_command(
+    "withdraw", "Withdraw published drafts: they leave the feeds; their page answers 410 Gone.",
+    N_("withdrew draft %(id)s: %(title)s"), "Reviewer name (for the audit trail).",
+)  # fmt: skip
+_review_command(
+    "retranslate", "Send drafts back to translation (done by the next poll or backlog tick).",
+    N_("queued for retranslation draft %(id)s: %(title)s"),
+)  # fmt: skip
 
 
 @drafts.command("edit")
@@ -217,26 +181,32 @@ def drafts_retranslate(ctx: click.Context, ids: tuple[int, ...], actor: str | No
     "--body-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
     help="File holding the new French body (HTML).",
 )  # fmt: skip
+@click.option(
+    "--block", "blocks", nargs=2, multiple=True,
+    type=(int, click.Path(exists=True, dir_okay=False, path_type=Path)),
+    metavar="INDEX FILE",
+    help="Replace one block (INDEX from 0, as `show --json` lists them) with FILE's HTML.",
+)  # fmt: skip
 @click.option("--as", "actor", default=None, help="Reviewer name.")
+@IF_VERSION
 @click.pass_context
 def drafts_edit(
-    ctx: click.Context, draft_id: int, title: str | None, body_file: Path | None, actor: str | None
-) -> None:
-    """Edit a draft's title or body; with no option, opens $EDITOR."""
+    ctx: click.Context, draft_id: int, title: str | None, body_file: Path | None,
+    blocks: tuple[tuple[int, Path], ...], actor: str | None, version: int | None,
+) -> None:  # fmt: skip
+    """Edit a draft's title, body or blocks; with no option, opens $EDITOR."""
+    from aggregator.desk.service import Desk, Editor
+
     settings = settings_of(ctx)
-    who, _ = reviewer(settings, actor)
+    who = Editor(*reviewer(settings, actor))
     with open_store(settings, upgrade=True) as store:
-        draft = store.get_draft(draft_id)
+        desk = Desk(settings, store)
         body = body_file.read_text(encoding="utf-8") if body_file else None
-        if title is None and body is None:
-            title, body = _edit_in_editor(draft)
-        # The desk's checks, so that the same edit gets the same answer through every door.
-        title = clean_title(plain_text(title)) if title is not None else None
-        body = clean_body(body) if body is not None else None
-        updated = store.edit(
-            draft_id, actor=who, now=utc_now(), title=title, body_html=body,
-            confirm=("title",) if title is not None else (),
-        )  # fmt: skip
+        new_blocks = [(index, path.read_text(encoding="utf-8")) for index, path in blocks]
+        if title is None and body is None and not new_blocks:
+            title, body = _edit_in_editor(store.get_draft(draft_id))
+        # The desk's checks and version rule, as for the review pages and the API.
+        updated = desk.edit(who, draft_id, version, title=title, body_html=body, blocks=new_blocks)
     message = N_("edited draft %(id)s: %(title)s")
     click.echo(words_of(settings).gettext(message, id=updated.id, title=updated.title))
 

@@ -6,12 +6,10 @@ import sys
 from pathlib import Path
 
 import click
-from rich.table import Table
 
-from aggregator.cli.base import main, open_store, out, print_json, settings_of, words_of
+from aggregator.cli.base import main, open_store, print_json, print_table, settings_of, words_of
 from aggregator.clock import utc_now
 from aggregator.errors import AggregatorError
-from aggregator.shapes import iso
 
 
 @main.group()
@@ -32,6 +30,7 @@ def entries() -> None:
 def entries_list(ctx: click.Context, state: str, feed: str | None, as_json: bool) -> None:
     """Entries of one state, newest first, with the reason or last error."""
     from aggregator.desk.entries import entry_json
+    from aggregator.shapes import iso
 
     settings = settings_of(ctx)
     with open_store(settings, upgrade=True) as store:
@@ -39,13 +38,11 @@ def entries_list(ctx: click.Context, state: str, feed: str | None, as_json: bool
     if as_json:
         print_json([entry_json(e) for e in items])
         return
-    table = Table("id", "state", "title", "feed", "attempts", "next try", "reason / last error")
-    for e in items:
-        table.add_row(
-            str(e.id), e.state, e.title, e.feed, str(e.attempts), iso(e.next_attempt_at) or "",
-            e.reason or e.last_error or "",
-        )  # fmt: skip
-    out.print(table)
+    print_table(
+        ("id", "state", "title", "feed", "attempts", "next try", "reason / last error"),
+        ((str(e.id), e.state, e.title, e.feed, str(e.attempts), iso(e.next_attempt_at) or "",
+          e.reason or e.last_error or "") for e in items),
+    )  # fmt: skip
 
 
 @entries.command("retry")

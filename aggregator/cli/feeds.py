@@ -3,27 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.table import Table
 
-from aggregator import config as config_module
-from aggregator.cli.base import (
-    main,
-    open_store,
-    out,
-    print_json,
-    settings_of,
-    words_of,
-)
+from aggregator.cli.base import main, open_store, print_json, print_table, settings_of, words_of
 from aggregator.clock import utc_now
-from aggregator.config import Settings
-from aggregator.desk import health
-from aggregator.i18n import messages, ui_language
-from aggregator.polling import opml as opml_module
-from aggregator.shapes import iso
-from aggregator.store import FeedHealth
+
+if TYPE_CHECKING:
+    from aggregator.config import Settings
+    from aggregator.store import FeedHealth
 
 
 @main.group()
@@ -32,6 +21,9 @@ def feeds() -> None:
 
 
 def _feed_json(feed: FeedHealth) -> dict[str, Any]:
+    from aggregator.desk import health
+    from aggregator.shapes import iso
+
     return {
         "url": feed.url,
         "name": feed.name,
@@ -54,6 +46,8 @@ def _feed_json(feed: FeedHealth) -> dict[str, Any]:
 @click.pass_context
 def feeds_list(ctx: click.Context, as_json: bool) -> None:
     """Each feed's status, last and next check, errors and entries."""
+    from aggregator.desk import health
+
     settings = settings_of(ctx)
     with open_store(settings, upgrade=True) as store:
         store.sync_feeds(settings.feeds, settings, utc_now())
@@ -62,14 +56,12 @@ def feeds_list(ctx: click.Context, as_json: bool) -> None:
         print_json([_feed_json(f) for f in feeds_health])
         return
     now, words = utc_now(), words_of(settings)
-    table = Table("name", "status", "last check", "next check", "errors", "entries", "last error")
-    for f in feeds_health:
-        table.add_row(
-            f.name, health.status_words(f, words), health.ago(f.last_checked_at, now, words),
-            health.until(f.next_check_at, now, words), str(f.error_count), str(f.entries),
-            f.last_error or "",
-        )  # fmt: skip
-    out.print(table)
+    print_table(
+        ("name", "status", "last check", "next check", "errors", "entries", "last error"),
+        ((f.name, health.status_words(f, words), words.ago(f.last_checked_at, now),
+          words.until(f.next_check_at, now), str(f.error_count), str(f.entries),
+          f.last_error or "") for f in feeds_health),
+    )  # fmt: skip
 
 
 @feeds.command("import")
@@ -81,6 +73,9 @@ def feeds_import(ctx: click.Context, opml: Path) -> None:
     Feeds that config.toml already follows (by their URL, or the feed URL polling found for
     them) are left out and named on stderr, so the appended config still loads.
     """
+    from aggregator.i18n import messages, ui_language
+    from aggregator.polling import opml as opml_module
+
     found = opml_module.read_opml(opml.read_bytes(), str(opml))
     settings = _config_in_use(ctx)
     fresh, skipped = opml_module.new_feeds(found, _followed_urls(settings))
@@ -94,6 +89,8 @@ def feeds_import(ctx: click.Context, opml: Path) -> None:
 
 
 def _config_in_use(ctx: click.Context) -> Settings | None:
+    from aggregator import config as config_module
+
     path = config_module.config_path(ctx.find_root().obj)
     return config_module.load(path) if path.exists() else None
 
@@ -111,6 +108,8 @@ def _followed_urls(settings: Settings | None) -> list[str]:
 @click.pass_context
 def feeds_export(ctx: click.Context) -> None:
     """Print the configured feeds as OPML."""
+    from aggregator.polling import opml as opml_module
+
     settings = settings_of(ctx)
     with open_store(settings, upgrade=True) as store:
         known = {f.config_url: f for f in store.feed_health()}

@@ -8,27 +8,27 @@ the terminal, or read from the first line of standard input with ``--password-st
 
 from __future__ import annotations
 
-import json
 import sys
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from aggregator import config as config_module
-from aggregator.cli.base import main
+from aggregator.cli.base import main, open_store, print_json, settings_of
 from aggregator.clock import utc_now
 from aggregator.errors import AccountError
-from aggregator.shapes import iso
-from aggregator.store import Store, UserView
+
+if TYPE_CHECKING:
+    from aggregator.store import Store, UserView
 
 PASSWORD_STDIN_HELP = "Read the password from the first line of standard input."  # noqa: S105
 
 
-def _store(ctx: click.Context) -> Store:
-    settings = config_module.load(ctx.find_root().obj)
-    store = Store.from_settings(settings)
-    store.upgrade()
-    return store
+@contextmanager
+def _store(ctx: click.Context) -> Iterator[Store]:
+    with open_store(settings_of(ctx), upgrade=True) as store:
+        yield store
 
 
 def _new_password(from_stdin: bool, name: str) -> str:
@@ -49,6 +49,8 @@ def _new_password(from_stdin: bool, name: str) -> str:
 
 
 def _user_json(user: UserView) -> dict[str, Any]:
+    from aggregator.shapes import iso
+
     return {
         "name": user.name,
         "role": user.role,
@@ -82,15 +84,12 @@ def users_add(ctx: click.Context, name: str, role: str, password_stdin: bool) ->
         )
     if any(not character.isprintable() for character in cleaned):
         raise AccountError(f"a user name must be printable text, got {cleaned!r}")
-    store = _store(ctx)
-    try:
+    with _store(ctx) as store:
         if store.find_user(cleaned) is not None:
             raise AccountError(f"a user named {cleaned!r} already exists")
         first = not store.has_users()
         password = _new_password(password_stdin, cleaned)
         user = store.add_user(cleaned, hash_password(password), role, utc_now())
-    finally:
-        store.close()
     click.echo(f"added {user.role} {user.name}")
     if first:
         click.echo(
@@ -106,14 +105,11 @@ def users_passwd(ctx: click.Context, name: str, password_stdin: bool) -> None:
     """Set a new password; the user's open sessions end."""
     from aggregator.web.auth import hash_password
 
-    store = _store(ctx)
-    try:
+    with _store(ctx) as store:
         if store.find_user(name) is None:
             raise AccountError(f"no user named {name!r} (see `aggregator users list`)")
         password = _new_password(password_stdin, name)
         ended = store.set_password(name, hash_password(password), utc_now())
-    finally:
-        store.close()
     click.echo(f"password of {name} changed; {ended} session(s) ended")
 
 
@@ -122,11 +118,8 @@ def users_passwd(ctx: click.Context, name: str, password_stdin: bool) -> None:
 @click.pass_context
 def users_disable(ctx: click.Context, name: str) -> None:
     """Stop an account from logging in; its open sessions end. The audit trail keeps it."""
-    store = _store(ctx)
-    try:
+    with _store(ctx) as store:
         ended = store.disable_user(name, utc_now())
-    finally:
-        store.close()
     click.echo(f"disabled {name}; {ended} session(s) ended")
 
 
@@ -135,11 +128,8 @@ def users_disable(ctx: click.Context, name: str) -> None:
 @click.pass_context
 def users_enable(ctx: click.Context, name: str) -> None:
     """Let a disabled account log in again (with its password as it was)."""
-    store = _store(ctx)
-    try:
+    with _store(ctx) as store:
         user = store.enable_user(name)
-    finally:
-        store.close()
     click.echo(f"enabled {user.name}")
 
 
@@ -148,14 +138,13 @@ def users_enable(ctx: click.Context, name: str) -> None:
 @click.pass_context
 def users_list(ctx: click.Context, as_json: bool) -> None:
     """Accounts, their role, whether they are disabled, their last login and sessions."""
-    store = _store(ctx)
-    try:
+    with _store(ctx) as store:
         found = store.list_users()
-    finally:
-        store.close()
     if as_json:
-        click.echo(json.dumps([_user_json(u) for u in found], ensure_ascii=False, indent=2))
+        print_json([_user_json(u) for u in found])
         return
+    from aggregator.shapes import iso
+
     for user in found:
         state = "disabled" if user.disabled_at else f"{user.sessions} session(s)"
         last = iso(user.last_login_at) or "never"

@@ -19,14 +19,6 @@ _STATUS_WORDS = {
 }
 
 
-def ago(moment: datetime | None, now: datetime, words: Messages = ENGLISH) -> str:
-    return words.ago(moment, now)
-
-
-def until(moment: datetime | None, now: datetime, words: Messages = ENGLISH) -> str:
-    return words.until(moment, now)
-
-
 def status_words(feed: FeedHealth, words: Messages = ENGLISH) -> str:
     if feed.status == "error":
         return words.ngettext(
@@ -44,8 +36,8 @@ def describe(feed: FeedHealth, now: datetime, words: Messages = ENGLISH) -> str:
         "%(name)s: %(status)s; checked %(ago)s, next check %(until)s; %(entries)s",
         name=feed.name,
         status=status_words(feed, words),
-        ago=ago(feed.last_checked_at, now, words),
-        until=until(feed.next_check_at, now, words),
+        ago=words.ago(feed.last_checked_at, now),
+        until=words.until(feed.next_check_at, now),
         entries=words.ngettext("%(num)s entry", "%(num)s entries", feed.entries),
     )
     if feed.last_error:

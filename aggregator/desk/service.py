@@ -1,8 +1,12 @@
-"""The review desk: what the review pages and the JSON API share.
+"""The review desk: the one service behind every door (the review pages, the JSON API, the
+command line).
 
-Who is asking (session cookie or API token), every review action with its input checks,
-everything a draft page shows, and what follows a change (the published feeds' cache is
-dropped, the WebSub hub is told). The views only translate HTTP to these calls and back.
+It takes who acts (``Actor``), a draft id and the version the editor saw, checks the input
+(``clean_title``, ``clean_body``, the version), writes through the store and returns the
+draft as it is now; every refusal is an ``AggregatorError``. It knows no HTTP: each door
+reads its request (a cookie, a token, ``--as``) into an ``Actor`` and turns the outcome back
+into its own answer. What follows a change (the web's publication dropped, the WebSub hub
+told) is given to it as hooks.
 """
 
 from __future__ import annotations
@@ -10,8 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-
-from starlette.requests import Request
+from typing import Protocol
 
 from aggregator.clock import utc_now
 from aggregator.config import Settings
@@ -22,19 +25,47 @@ from aggregator.desk.compare import (
     clean_body,
     clean_title,
     current_source_html,
-    replace_block,
     source_changes,
 )
 from aggregator.errors import InvalidEditError, NotFoundError
 from aggregator.publishing.websub import HubNotifier
 from aggregator.store import DraftView, Store
 from aggregator.store.snapshots import DraftDetail, EditFlag
+from aggregator.translation import kept
+from aggregator.translation.kept import replace_block
 from aggregator.untrusted import is_row_id, plain_text
-from aggregator.web.auth import SESSION_COOKIE, Auth, Reviewer
-from aggregator.web.images import upstream_html
-from aggregator.web.public import PublicationCache
 
 ACTIONS = ("approve", "reject", "retranslate", "acknowledge", "withdraw")
+
+
+class Actor(Protocol):
+    """Who acts at the desk: a login, an API token, a command line's ``--as``."""
+
+    @property
+    def name(self) -> str:
+        """As the audit trail records it."""
+        ...
+
+    @property
+    def credited(self) -> bool:
+        """Whether the published credit line may name them (not a bare Unix login)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Editor:
+    """An ``Actor`` named outside the web (the command line)."""
+
+    name: str
+    credited: bool = True
+
+
+def _unchanged(html: str) -> str:
+    return html
+
+
+def _nothing() -> None:
+    return None
 
 
 def checked_id(draft_id: int) -> int:
@@ -72,25 +103,16 @@ class DraftPage:
 
 @dataclass
 class Desk:
+    """``on_publication_change``: called after every change (what the public shows may have
+    changed). ``html_from_page``: an editor's HTML as the door received it, back to what is
+    stored (the review pages show images through their own route)."""
+
     settings: Settings
     store: Store
-    auth: Auth
-    cache: PublicationCache
+    on_publication_change: Callable[[], None] = _nothing
     notifier: HubNotifier | None = None
     now: Callable[[], datetime] = utc_now
-
-    # ------------------------------------------------------------ who is asking
-
-    def session_reviewer(self, request: Request) -> Reviewer | None:
-        return self.auth.session(request.cookies.get(SESSION_COOKIE))
-
-    def api_reviewer(self, request: Request) -> Reviewer | None:
-        """A bearer token, else the review pages' session (whose writes need the CSRF
-        token in the X-CSRF-Token header)."""
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() == "bearer":
-            return self.auth.token_reviewer(token.strip())
-        return self.session_reviewer(request)
+    html_from_page: Callable[[str], str] = _unchanged
 
     # ------------------------------------------------------------ reading
 
@@ -123,21 +145,22 @@ class Desk:
     # ------------------------------------------------------------ changes
 
     def _changed(self) -> None:
-        self.cache.invalidate()
+        self.on_publication_change()
         if self.notifier is not None:
             self.notifier.poke()
 
     def edit(
         self,
-        who: Reviewer,
+        who: Actor,
         draft_id: int,
-        version: int,
+        version: int | None,
         *,
         title: str | None = None,
         body_html: str | None = None,
         blocks: Sequence[tuple[int, str]] = (),
     ) -> DraftView:
-        """Title, whole body or some blocks, checked and sanitized, in one versioned write.
+        """Title, whole body or some blocks, checked and sanitized, in one versioned write
+        (``version`` None: the current one, for the command line, which shows no version).
 
         Control and bidi override characters never reach the draft (``plain_text``); images
         shown through the desk's image route get their upstream address back.
@@ -146,8 +169,8 @@ class Desk:
         if body_html is not None and blocks:
             raise InvalidEditError("send either the whole body or some blocks, not both")
         new_title = clean_title(plain_text(title)) if title is not None else None
-        new_body = clean_body(upstream_html(body_html)) if body_html is not None else None
-        blocks = [(index, upstream_html(plain_text(html))) for index, html in blocks]
+        new_body = clean_body(self.html_from_page(body_html)) if body_html is not None else None
+        blocks = [(index, self.html_from_page(plain_text(html))) for index, html in blocks]
         detail = "title" if new_title is not None else None
         if blocks:
             current = self.store.get_draft(draft_id)
@@ -174,17 +197,24 @@ class Desk:
             expected_version=version,
             detail=detail,
             confirm=confirm,
+            edit_rules=kept,
         )
         self._changed()
         return draft
 
-    def act(self, who: Reviewer, draft_id: int, version: int, action: str) -> DraftView:
+    def act(self, who: Actor, draft_id: int, version: int | None, action: str) -> DraftView:
+        """One of ``ACTIONS`` (``version`` None: on the current version)."""
         checked_id(draft_id)
         now = self.now()
+        named = who.credited
         if action == "approve":
-            draft = self.store.approve(draft_id, actor=who.name, now=now, expected_version=version)
+            draft = self.store.approve(
+                draft_id, actor=who.name, now=now, expected_version=version, named=named
+            )
         elif action == "reject":
-            draft = self.store.reject(draft_id, actor=who.name, now=now, expected_version=version)
+            draft = self.store.reject(
+                draft_id, actor=who.name, now=now, expected_version=version, named=named
+            )
         elif action == "retranslate":
             draft = self.store.request_retranslation(
                 draft_id, actor=who.name, now=now, expected_version=version

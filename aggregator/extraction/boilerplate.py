@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import lxml.html
 from lxml import etree
 
-from aggregator.translation.segment import inner_html
+from aggregator.extraction.fragment import inner_html
 
 _WIDGET_CLASSES = re.compile(
     r"(?:^|\s)(?:subscription-widget(?:-wrap)?|subscribe-widget|subscribe-footer|"

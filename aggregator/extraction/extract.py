@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from html import escape as html_escape
 from urllib.parse import unquote, urlsplit
 
 import lxml.html
@@ -18,6 +17,7 @@ from lxml import etree
 
 from aggregator.errors import ExtractError
 from aggregator.extraction.boilerplate import remove_boilerplate
+from aggregator.extraction.fragment import inner_html
 from aggregator.untrusted import plain_text, same_site
 
 ALLOWED_TAGS = {
@@ -130,13 +130,7 @@ def absolutize(html: str, base_url: str) -> str:
     except (etree.ParserError, ValueError):
         return html
     root.make_links_absolute(base_url, resolve_base_href=True, handle_failures="discard")
-    return _inner_html(root)
-
-
-def _inner_html(element: etree._Element) -> str:
-    """The element's content as HTML, without the element itself."""
-    children = "".join(etree.tostring(c, encoding="unicode", method="html") for c in element)
-    return html_escape(element.text or "", quote=False) + children
+    return inner_html(root)
 
 
 def text_of(html: str) -> str:
@@ -247,7 +241,7 @@ def _body_of(document: str) -> str:
         in_text = parent is not None and parent is not container and parent.tag in _INLINE_HOSTS
         if in_text or ("\n" not in (pre.text or "") and (pre.tail or "").strip()):
             pre.tag = "code"
-    return _inner_html(container)
+    return inner_html(container)
 
 
 _INLINE_HOSTS = {
@@ -280,7 +274,7 @@ def restructure_cards(html: str) -> str:
             continue
         if (div.text_content() or "").strip():
             div.tag = "p"
-    return _inner_html(root)
+    return inner_html(root)
 
 
 def _by_class(root: etree._Element, name: str) -> list[lxml.html.HtmlElement]:
@@ -335,7 +329,7 @@ def drop_title_heading(html: str, title: str) -> str:
             continue  # a comment
         if child.tag in ("h1", "h2") and _comparable(child.text_content()) == wanted:
             child.drop_tree()
-            return _inner_html(root)
+            return inner_html(root)
         if child.text_content().strip() or child.find(".//img") is not None:
             return html
     return html
@@ -377,7 +371,7 @@ def keep_fragment_links(html: str, bases: Collection[str], fragments: Collection
         if unquote(name) in ids or unquote(name) in fragments:
             link.set("href", f"#{name}")
             changed = True
-    return _inner_html(root) if changed else html
+    return inner_html(root) if changed else html
 
 
 def _place(url: str) -> str:

@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 MAX_DELAY = timedelta(hours=24)
 ENTRY_RETRY_BASE = timedelta(minutes=1)
 JITTER_FRACTION = 0.1
-UPDATE_WINDOW = timedelta(days=1)
 _MAX_AGE = re.compile(r"(?:^|,)\s*(?:s-)?max-age\s*=\s*\"?(\d+)", re.I)
 
 
@@ -95,42 +94,20 @@ def next_check_after_error(
 
     ``error_count`` counts this failure, so the first failure waits one interval.
     """
-    exponent = min(max(error_count - 1, 0), 32)
-    delay = min(interval * (2**exponent), MAX_DELAY)
-    if retry_after is not None:
-        delay = max(delay, min(retry_after, MAX_DELAY))
-    when: datetime = now + delay
-    return when
+    return now + backoff(interval, error_count, retry_after)
 
 
 def next_attempt_after_error(
     now: datetime, *, attempts: int, retry_after: timedelta | None = None
 ) -> datetime:
     """When to retry an entry whose stage failed (attempts counts this failure)."""
-    exponent = min(max(attempts - 1, 0), 32)
-    delay = min(ENTRY_RETRY_BASE * (2**exponent), MAX_DELAY)
+    return now + backoff(ENTRY_RETRY_BASE, attempts, retry_after)
+
+
+def backoff(base: timedelta, failures: int, retry_after: timedelta | None) -> timedelta:
+    """base × 2^(failures-1), capped at 24 h, or longer if the server asked (capped too)."""
+    exponent = min(max(failures - 1, 0), 32)
+    delay: timedelta = min(base * (2**exponent), MAX_DELAY)
     if retry_after is not None:
         delay = max(delay, min(retry_after, MAX_DELAY))
-    when: datetime = now + delay
-    return when
-
-
-def accept_entry_update(
-    now: datetime,
-    *,
-    window_started_at: datetime | None,
-    updates_in_window: int,
-    limit: int,
-) -> tuple[bool, datetime, int]:
-    """May a changed entry be taken as an update now? -> (yes?, window start, updates in it).
-
-    At most ``limit`` updates per entry per day: a feed that rewrites an entry on every
-    fetch (a counter, a "last seen" line) cannot make it re-translated all day. A refused
-    change is not lost: the entry keeps its old content hash, so the change is taken as soon
-    as the window allows.
-    """
-    if window_started_at is None or now - window_started_at >= UPDATE_WINDOW:
-        window_started_at, updates_in_window = now, 0
-    if updates_in_window >= limit:
-        return False, window_started_at, updates_in_window
-    return True, window_started_at, updates_in_window + 1
+    return delay

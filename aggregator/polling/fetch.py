@@ -25,6 +25,7 @@ import httpx
 from aggregator import __version__
 from aggregator.config import FetchSettings
 from aggregator.errors import BlockedURLError, FetchError, InvalidURLError
+from aggregator.i18n import ENGLISH
 from aggregator.polling.connect import (
     HostClients,
     PinnedBackend,
@@ -429,7 +430,7 @@ class Fetcher:
                 if status == 429
                 else "the server is unavailable for now"
             )
-            wait = f"; it asked us to wait {_duration(retry_after)}" if retry_after else ""
+            wait = f"; it asked us to wait {ENGLISH.duration(retry_after)}" if retry_after else ""
             raise FetchError(f"{reason} ({label}){wait}", status=status, retry_after=retry_after)
         if status == 404:
             raise FetchError(f"nothing at this address ({label}): check the URL", status=404)
@@ -459,14 +460,6 @@ def size_in_words(size: int) -> str:
     if size >= 1024:
         return f"{size / 1024:.3g} KiB"
     return f"{size} bytes"
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 2 * 3600:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 def _describe_transport_error(exc: httpx.HTTPError, answered: bool) -> str:

@@ -30,6 +30,7 @@ import charset_normalizer
 import feedparser
 
 from aggregator.errors import NotAFeedError, ParseError
+from aggregator.parsed import ParsedEntry
 from aggregator.untrusted import plain_text, same_site
 
 # An internal DTD subset is where entity bombs (billion laughs, quadratic blow-up) and
@@ -53,22 +54,6 @@ _HARMLESS = feedparser.ThingsNobodyCaresAboutButMe
 _SNIFF_BYTES = 4096
 _GUESS_BYTES = 64 * 1024
 _DECODE_CHUNK = 1024 * 1024  # the UTF-8 check decodes this much at a time, not 4× the body
-
-
-@dataclass(frozen=True)
-class ParsedEntry:
-    key: str
-    url: str | None
-    title: str
-    author: str | None
-    published_at: datetime | None
-    updated_at: datetime | None
-    summary_html: str | None
-    content_html: str | None
-    content_hash: str
-    # A link blog's post links to someone else's article; this is where the post itself
-    # lives on the feed's site (Daring Fireball's rel="related"): what its credit links to.
-    permalink: str | None = None
 
 
 @dataclass(frozen=True)

@@ -4,12 +4,13 @@ send: the body, its gzip, or 304 Not Modified.
 Everything a response needs is computed once, when the resource is rendered: bodies,
 ETags, Last-Modified, and the raw ASGI header lists of the four possible answers. Sending
 is then a dictionary lookup and two ``send`` calls, before any routing (``web.AggregatorApp``).
+The validators are those nginx gives the same bytes as a static file whose mtime is
+``modified`` (``publishing.directory``), so both servers answer alike.
 """
 
 from __future__ import annotations
 
 import gzip
-import hashlib
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,22 +25,18 @@ EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 @dataclass(frozen=True)
 class Answer:
-    """One of the four answers a representation can give, ready for ASGI (``headers``) and
-    for writing straight to a connection (``head``: the header lines after the status line
-    and the server's own Date and Server lines, ending with the blank line)."""
+    """One of the four answers a representation can give, ready for ASGI."""
 
     status: int
     headers: RawHeaders = field(repr=False)
     body: bytes = field(repr=False)
-    head: bytes = field(repr=False)
 
 
 def _answer(status: int, headers: dict[str, str], body: bytes) -> Answer:
     raw = [
         (key.lower().encode("latin-1"), value.encode("latin-1")) for key, value in headers.items()
     ]
-    head = b"".join(name + b": " + value + b"\r\n" for name, value in raw) + b"\r\n"
-    return Answer(status, raw, body, head)
+    return Answer(status, raw, body)
 
 
 @dataclass(frozen=True)
@@ -87,14 +84,17 @@ def represent(
     body: bytes,
     content_type: str,
     *,
-    modified: datetime | None,
+    modified: int,
     max_age: int,
     status: int = 200,
     extra: dict[str, str] | None = None,
 ) -> Representation:
-    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-    gzip_etag = etag[:-1] + '-gzip"'
-    moment = int((modified or EPOCH).timestamp())
+    """``modified``: seconds since the epoch, the file's mtime in the publication."""
+    gzipped = gzip.compress(body, compresslevel=9, mtime=0)
+    # nginx's ETag of a static file (and of its .gz sibling, for gzip_static).
+    etag = f'"{modified:x}-{len(body):x}"'
+    gzip_etag = f'"{modified:x}-{len(gzipped):x}"'
+    moment = modified
     common = {
         "Cache-Control": f"public, max-age={max_age}",
         "Last-Modified": format_datetime(datetime.fromtimestamp(moment, UTC), usegmt=True),
@@ -103,7 +103,6 @@ def represent(
         **(extra or {}),
     }
     validators = {"Cache-Control": common["Cache-Control"], "Vary": "Accept-Encoding"}
-    gzipped = gzip.compress(body, compresslevel=6, mtime=0)
     plain_headers = {
         **common,
         "ETag": etag,

@@ -29,6 +29,7 @@ import uvicorn
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from aggregator import config as config_module
+from aggregator.clock import utc_now
 from aggregator.config import LogSettings, Settings
 from aggregator.errors import AggregatorError
 from aggregator.extraction.language import detect
@@ -36,13 +37,15 @@ from aggregator.pipeline import Services, process_backlog
 from aggregator.polling.refresh import poll_feeds
 from aggregator.store import Store
 from aggregator.web.app import create_app
-from aggregator.web.fastpath import protocol_for
+from aggregator.web.public import PublicationCache
 
 log = logging.getLogger("aggregator.service.daemon")
 FEED_TICK_SECONDS = 30
 # Seconds uvicorn gives open HTTP connections to finish once asked to stop.
 WEB_GRACE_SECONDS = 2
 NOTIFY_TIMEOUT_SECONDS = 1.0
+# However short [publish] cache_ttl is, the background check leaves the database this long.
+MIN_PUBLICATION_CHECK_SECONDS = 0.5
 # Tables the web application reads once, when it is built.
 WEB_TABLES = ("publish", "review")
 
@@ -182,7 +185,7 @@ class Daemon:
         configure_logging(self.settings.log)
         self._install_signal_handlers()
         self.store.upgrade()
-        self.store.sync_feeds(self.settings.feeds, self.settings, Services.now())
+        self.store.sync_feeds(self.settings.feeds, self.settings, utc_now())
         if self.worker:
             # Load the language model now, once, rather than in every thread that first needs
             # it while the first entries wait.
@@ -222,7 +225,6 @@ class Daemon:
         app = create_app(self.settings, self.store)
         config = uvicorn.Config(
             app,
-            http=protocol_for(app.state.cache.fresh),
             host=self.settings.server.host,
             port=self.settings.server.port,
             log_level="warning",
@@ -244,6 +246,11 @@ class Daemon:
             await original_startup(sockets)
             if self.server is not None and self.server.started:
                 self._ready(f"serving on {where}" + (", worker running" if self.worker else ""))
+                # The publication directory is written now, and again whenever another
+                # process changes what is published, even if no public request comes here
+                # (a web server in front may serve the directory itself). A public request
+                # meanwhile waits for the first publication.
+                self._start_thread("publication", lambda: self._keep_publication(app.state.cache))
 
         self.server.startup = startup  # type: ignore[method-assign]
         self.server.run()
@@ -254,6 +261,20 @@ class Daemon:
                 " (is another process using the port?)"
             )
 
+    def _keep_publication(self, cache: PublicationCache) -> None:
+        self._publish(cache)
+        while not self.stopping.wait(max(cache.ttl, MIN_PUBLICATION_CHECK_SECONDS)):
+            self._publish(cache)
+
+    def _publish(self, cache: PublicationCache) -> None:
+        try:
+            if cache.check():
+                log.info("publication written to %s", cache.directory.current)
+        except AggregatorError as exc:
+            log.warning("cannot check the publication: %s", exc)
+        except Exception:
+            log.exception("rendering the publication failed; the next check tries again")
+
     def _start_thread(self, name: str, target: Callable[[], None]) -> None:
         threading.Thread(target=target, name=name, daemon=True).start()
 
@@ -263,13 +284,13 @@ class Daemon:
         scheduler = BackgroundScheduler(timezone="UTC")
         scheduler.add_job(
             self._feed_tick, "interval", seconds=FEED_TICK_SECONDS, id="poll_due_feeds",
-            max_instances=1, coalesce=True, next_run_time=Services.now(),
+            max_instances=1, coalesce=True, next_run_time=utc_now(),
         )  # fmt: skip
         # Two instances: a tick that finds the backlog busy only asks the running one to look
         # again, instead of APScheduler warning that it skipped a run.
         scheduler.add_job(
             self._backlog_tick, "interval", seconds=float(self.settings.schedule.backlog_interval),
-            id="process_backlog", max_instances=2, coalesce=True, next_run_time=Services.now(),
+            id="process_backlog", max_instances=2, coalesce=True, next_run_time=utc_now(),
         )  # fmt: skip
         scheduler.start()
         self.scheduler = scheduler
@@ -337,7 +358,7 @@ class Daemon:
         """Renew the claims in flight, so a short lease only matters when a process dies."""
         while not self.stopping.wait(self.lease.total_seconds() / 3):
             try:
-                self.store.renew_claims(Services.now(), self.lease)
+                self.store.renew_claims(utc_now(), self.lease)
             except AggregatorError as exc:
                 log.warning("cannot renew leases: %s", exc)
 
@@ -394,7 +415,7 @@ class Daemon:
         before = {feed.url for feed in self.settings.feeds}
         after = {feed.url for feed in settings.feeds}
         try:
-            self.store.sync_feeds(settings.feeds, settings, Services.now())
+            self.store.sync_feeds(settings.feeds, settings, utc_now())
         except AggregatorError as exc:
             log.error("reload failed, keeping the running configuration: %s", exc)
             sd_notify("READY=1")
@@ -411,7 +432,7 @@ class Daemon:
                 seconds=float(settings.schedule.backlog_interval),
             )
             # Feeds just added are due now: poll them without waiting for the next tick.
-            self.scheduler.modify_job("poll_due_feeds", next_run_time=Services.now())
+            self.scheduler.modify_job("poll_due_feeds", next_run_time=utc_now())
         log.info(
             "configuration reloaded: %d feeds (%d added, %d removed)",
             len(settings.feeds), len(after - before), len(before - after),

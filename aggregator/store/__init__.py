@@ -3,6 +3,10 @@
 Split by domain (feeds, entries, drafts, translation memory); ``Store`` is all of them on
 one database. No session is held open during network I/O: callers claim work in one short
 transaction, receive plain snapshots, do their I/O, and write the outcome in another.
+
+May import the base modules only (models, errors, config, ``transitions``…): what a rule
+decides (``transitions``) or how an edit lines up with the HTML (``translation.kept``,
+passed in) comes from the caller; the store persists it.
 """
 
 from __future__ import annotations

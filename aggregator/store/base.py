@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
@@ -18,8 +18,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DisconnectionError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from aggregator.errors import StorageError
+from aggregator.errors import NotFoundError, StorageError
 
+_Row = TypeVar("_Row")
 MIGRATIONS = Path(__file__).parent.parent / "migrations"
 # Seconds a PostgreSQL connection attempt may take before the database counts as unreachable.
 CONNECT_TIMEOUT = 10
@@ -31,6 +32,12 @@ MIGRATION_LOCK = 0x61676772
 FEED_SYNC_LOCK = 0x61676773
 # Pages copied per step of an SQLite online backup; writers get the database between steps.
 BACKUP_PAGES_PER_STEP = 1024
+
+
+def newest_migration() -> str:
+    """The head revision, read from the migrations' file names without loading Alembic:
+    ``NNNN_what.py`` holds revision ``NNNN`` (tests/test_cli.py holds them to it)."""
+    return max(path.name.split("_", 1)[0] for path in (MIGRATIONS / "versions").glob("[0-9]*_*.py"))
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -67,6 +74,14 @@ class BackupResult:
     path: Path
     size: int
     pages: int
+
+
+def row_or_missing(session: Session, model: type[_Row], row_id: int, noun: str) -> _Row:
+    """The row with this id, or NotFoundError naming what was looked for."""
+    row = session.get(model, row_id)
+    if row is None:
+        raise NotFoundError(f"no {noun} with id {row_id}")
+    return row
 
 
 def insert_for(dialect: str) -> Callable[..., postgresql.Insert | sqlite.Insert]:
@@ -147,8 +162,11 @@ class StoreBase:
         """Bring the schema to the newest migration, in place and in one transaction.
 
         Idempotent, and safe when several processes start at once on one PostgreSQL
-        database: they take turns behind an advisory lock.
+        database: they take turns behind an advisory lock. A schema already at the newest
+        migration costs one query: Alembic, slow to load, is not loaded for it.
         """
+        if self._at_newest_migration():
+            return
         from alembic import command
         from alembic.config import Config
 
@@ -168,6 +186,14 @@ class StoreBase:
                 command.upgrade(config, "head")
         except OperationalError as exc:
             raise StorageError(f"cannot upgrade database {self.safe_url}: {exc.orig}") from exc
+
+    def _at_newest_migration(self) -> bool:
+        try:
+            with self.engine.connect() as connection:
+                found = connection.execute(text("SELECT version_num FROM alembic_version"))
+                return list(found.scalars()) == [newest_migration()]
+        except SQLAlchemyError:  # no such table yet (a new database), or no database
+            return False
 
     def ping(self) -> bool:
         """Does the database answer? For SQLite, the file must also still be where it was:

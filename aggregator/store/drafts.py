@@ -16,15 +16,20 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Required, TypedDict, Unpack
 
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
-from aggregator.errors import ConflictError, InvalidTransitionError, NotFoundError
-from aggregator.models import Draft, DraftEvent, DraftStatus, Entry, EntryState, Feed
+from aggregator import transitions
+from aggregator.errors import ConflictError, InvalidTransitionError
+from aggregator.kept_edits import EditRules
+from aggregator.models import Draft, DraftEvent, DraftStatus, Entry, Feed
 from aggregator.store import edits as kept
-from aggregator.store.base import StoreBase
+from aggregator.store.base import StoreBase, row_or_missing
+from aggregator.store.edits import needed
 from aggregator.store.memory import learn_from_edit
+from aggregator.store.moves import apply_move
 from aggregator.store.snapshots import (
     DraftDetail,
     DraftEventView,
@@ -32,13 +37,45 @@ from aggregator.store.snapshots import (
     PublicationStamp,
 )
 
-# Written by the feed update path when an approved draft's original changes.
+# An approved draft's warning while its original has changed since it was reviewed.
 SOURCE_CHANGED_NOTE = "the original article changed after review"
+
+
+def flag_stale(draft: Draft, now: datetime) -> None:
+    """The original changed after review (``transitions.original_changed``)."""
+    if SOURCE_CHANGED_NOTE not in draft.warnings:
+        draft.warnings = [*draft.warnings, SOURCE_CHANGED_NOTE]
+    draft.source_changed_at = now
+
+
+def unflag_stale(draft: Draft) -> None:
+    draft.source_changed_at = None
+    draft.warnings = [w for w in draft.warnings or () if w != SOURCE_CHANGED_NOTE]
+
+
+class Review(TypedDict, total=False):
+    """Who approves or rejects, when, on which version, and whether the credit names them."""
+
+    actor: Required[str]
+    now: Required[datetime]
+    expected_version: int | None
+    named: bool
+
+
 # From these a draft may be approved or rejected (a withdrawn one may be published again).
 REVIEWABLE = (DraftStatus.PENDING, DraftStatus.WITHDRAWN)
 IS_PUBLISHED = Draft.published_approved_at.is_not(None)
 # The feeds print dates to the microsecond (``publish.rfc3339``): the smallest step apart.
 PUBLICATION_STEP = timedelta(microseconds=1)
+# What a DraftView reads beside the draft, in the same query (not one query per draft),
+# without the entry's three copies of the article, which no view shows.
+_WITH_ENTRY_AND_FEED = (
+    joinedload(Draft.entry)
+    .defer(Entry.summary_html)
+    .defer(Entry.content_html)
+    .defer(Entry.full_html)
+    .joinedload(Entry.feed)
+)
 
 
 class DraftStore(StoreBase):
@@ -46,7 +83,11 @@ class DraftStore(StoreBase):
 
     def list_drafts(self, status: DraftStatus | None = None) -> list[DraftView]:
         with self.session() as session:
-            query = select(Draft).order_by(Draft.created_at.desc(), Draft.id.desc())
+            query = (
+                select(Draft)
+                .options(_WITH_ENTRY_AND_FEED)
+                .order_by(Draft.created_at.desc(), Draft.id.desc())
+            )
             if status is not None:
                 query = query.where(Draft.status == status)
             return [_draft_view(d) for d in session.scalars(query)]
@@ -164,42 +205,22 @@ class DraftStore(StoreBase):
 
     # ------------------------------------------------------------ review actions
 
-    def approve(
-        self,
-        draft_id: int,
-        *,
-        actor: str,
-        now: datetime,
-        expected_version: int | None = None,
-        named: bool = True,
-    ) -> DraftView:
+    def approve(self, draft_id: int, **review: Unpack[Review]) -> DraftView:
         """``named=False``: ``actor`` only goes to the audit trail (say "cli (user root)")
         and the draft names no reviewer, so its credit line prints no name."""
-        return self._transition(
-            draft_id, DraftStatus.APPROVED, actor, now, expected_version, named=named
-        )
+        return self._transition(draft_id, DraftStatus.APPROVED, **review)
 
-    def reject(
-        self,
-        draft_id: int,
-        *,
-        actor: str,
-        now: datetime,
-        expected_version: int | None = None,
-        named: bool = True,
-    ) -> DraftView:
-        return self._transition(
-            draft_id, DraftStatus.REJECTED, actor, now, expected_version, named=named
-        )
+    def reject(self, draft_id: int, **review: Unpack[Review]) -> DraftView:
+        return self._transition(draft_id, DraftStatus.REJECTED, **review)
 
     def _transition(
         self,
         draft_id: int,
         target: DraftStatus,
+        *,
         actor: str,
         now: datetime,
-        expected_version: int | None,
-        *,
+        expected_version: int | None = None,
         named: bool = True,
     ) -> DraftView:
         with self.session() as session:
@@ -228,8 +249,7 @@ class DraftStore(StoreBase):
             if target == DraftStatus.APPROVED:
                 draft.approved_at = now
                 draft.reviewed_source_html = _source_as_reviewed(draft.entry)
-                draft.source_changed_at = None
-                draft.warnings = [w for w in draft.warnings or () if w != SOURCE_CHANGED_NOTE]
+                unflag_stale(draft)
                 # Approving is the editor's word on the flagged edits too: they stay.
                 settled = kept.settle(session, draft, kept.flagged_parts(draft), actor, now)
                 if settled:
@@ -260,8 +280,7 @@ class DraftStore(StoreBase):
             draft.withdrawn_at = now
             if draft.status == DraftStatus.APPROVED:
                 draft.status = DraftStatus.WITHDRAWN
-                draft.source_changed_at = None
-                draft.warnings = [w for w in draft.warnings or () if w != SOURCE_CHANGED_NOTE]
+                unflag_stale(draft)
             draft.updated_at = now
             detail = (
                 f"taken out of the feeds (published since {approved_at:%Y-%m-%d %H:%M} UTC); "
@@ -281,12 +300,16 @@ class DraftStore(StoreBase):
         expected_version: int | None = None,
         detail: str | None = None,
         confirm: Iterable[str] = (),
+        edit_rules: EditRules | None = None,
     ) -> DraftView:
         """Change the French title or body; ``detail`` says what for the audit trail.
 
         Each changed part is recorded as the editor's edit, kept over later redrafts.
         ``confirm`` names the parts the editor saved ("title", "block N"): a flagged one
-        among them is settled even when its text is unchanged.
+        among them is settled even when its text is unchanged. ``edit_rules``
+        (``translation.kept``) line a body edit up with the original's blocks, and each
+        block the editor rewrote becomes the memory's translation of it: a body edit
+        without them is refused.
         """
         with self.session() as session:
             draft = self._draft(session, draft_id)
@@ -305,8 +328,8 @@ class DraftStore(StoreBase):
             old_body = draft.body_html
             if title is not None:
                 draft.title = title
-            if body_html is not None:
-                learn_from_edit(session, draft, body_html, now)
+            if body_html is not None and "body" in changed:
+                learn_from_edit(session, draft, body_html, now, needed(edit_rules, "a body edit"))
                 draft.body_html = body_html
             kept.record(
                 session,
@@ -316,6 +339,7 @@ class DraftStore(StoreBase):
                 title=title if "title" in changed else None,
                 old_body=old_body if "body" in changed else None,
                 new_body=body_html if "body" in changed else None,
+                rules=edit_rules,
             )
             settled = kept.settle(session, draft, confirmed, actor, now)
             if draft.status == DraftStatus.APPROVED:
@@ -341,22 +365,18 @@ class DraftStore(StoreBase):
         with self.session() as session:
             draft = self._draft(session, draft_id)
             _check_version(session, draft, expected_version)
-            if draft.status == DraftStatus.REJECTED:
-                raise InvalidTransitionError(f"draft {draft_id} is rejected; it stays a tombstone")
             stale = _draft_view(draft).stale
+            entry = draft.entry
+            move = transitions.retranslation(
+                draft_id, draft.status, stale=stale, has_text=bool(entry.full_html)
+            )
             _bump_version(session, draft)
             # The published copy, if any, stays in the feeds until the new version is approved.
             draft.status = DraftStatus.PENDING
             draft.approved_at = None
             draft.updated_at = now
             draft.source_changed_at = None
-            entry = draft.entry
-            if stale:
-                entry.full_html = None
-            entry.state = EntryState.EXTRACTED if entry.full_html else EntryState.NEW
-            entry.next_attempt_at = now
-            entry.attempts = 0
-            entry.last_error = None
+            apply_move(entry, move, now)
             detail = "the changed original is taken again" if stale else None
             _audit(session, draft, "retranslate", actor, now, detail)
             return _draft_view(draft)
@@ -380,8 +400,7 @@ class DraftStore(StoreBase):
                 )
             _bump_version(session, draft)
             draft.reviewed_source_html = current_source_html
-            draft.source_changed_at = None
-            draft.warnings = [w for w in draft.warnings or () if w != SOURCE_CHANGED_NOTE]
+            unflag_stale(draft)
             draft.updated_at = now
             detail = "the change of the original was reviewed; the translation stays"
             _audit(session, draft, "acknowledged", actor, now, detail)
@@ -389,10 +408,7 @@ class DraftStore(StoreBase):
 
     @staticmethod
     def _draft(session: Session, draft_id: int) -> Draft:
-        draft = session.get(Draft, draft_id)
-        if draft is None:
-            raise NotFoundError(f"no draft with id {draft_id}")
-        return draft
+        return row_or_missing(session, Draft, draft_id, "draft")
 
 
 def _source_as_reviewed(entry: Entry) -> str | None:

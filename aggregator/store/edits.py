@@ -4,7 +4,8 @@ Each edit is stored with the original text it was made against. A redraft (the o
 changed, a retranslation, the changed original taken again) starts from the machine's
 output and puts every edit back; an edit whose original changed is kept too, flagged with
 the new original, so that nothing an editor wrote is ever replaced without their seeing it.
-The pure part (which block goes where) is ``compare.reapply_edits``.
+The pure part (which block goes where) is given by the caller (``kept_edits.EditRules``,
+implemented by ``translation.kept``): the store reads no HTML.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from aggregator.desk.compare import KeptEdit, Redraft, reapply_edits, record_edits
+from aggregator.kept_edits import EditRules, KeptEdit, Redraft, with_title
 from aggregator.models import Draft, DraftEdit, DraftEvent, Entry
 from aggregator.store.snapshots import EditFlag
 
@@ -111,18 +112,26 @@ def record(
     title: str | None,
     old_body: str | None,
     new_body: str | None,
+    rules: EditRules | None,
 ) -> None:
-    """Remember what an editor just changed, against the original as it is now."""
+    """Remember what an editor just changed, against the original as it is now. A title
+    needs no rules; a body edit does (its blocks are lined up with the original's)."""
     entry = draft.entry
-    edits = record_edits(
-        kept_edits(draft),
-        old_body=old_body,
-        new_body=new_body,
-        title=title,
-        source_title=entry.title,
-        source_html=translated_source(entry),
-    )
+    edits = kept_edits(draft)
+    if title is not None:
+        edits = with_title(edits, title, entry.title)
+    if old_body is not None and new_body is not None:
+        edits = needed(rules, "a body edit").record_body(
+            edits, old_body, new_body, translated_source(entry)
+        )
     _store(session, draft, edits, actor, now)
+
+
+def needed(rules: EditRules | None, doing: str) -> EditRules:
+    """The rules, or an error before anything an editor wrote could be lost."""
+    if rules is None:
+        raise ValueError(f"{doing} needs the edit rules (aggregator.translation.kept)")
+    return rules
 
 
 def settle(session: Session, draft: Draft, parts: set[str], actor: str, now: datetime) -> list[str]:
@@ -144,14 +153,16 @@ def flagged_parts(draft: Draft) -> set[str]:
     return {e.part for e in kept_edits(draft) if e.new_source is not None}
 
 
-def redraft(session: Session, draft: Draft, now: datetime) -> Redraft | None:
+def redraft(
+    session: Session, draft: Draft, now: datetime, rules: EditRules | None
+) -> Redraft | None:
     """Put the editor's edits back over the machine output the draft now holds; None when
     it has none. Audit events say where an edit was kept over a changed original."""
     if not draft.edits:
         return None
     entry = draft.entry
     before = {e.part: e.new_source for e in kept_edits(draft)}
-    result = reapply_edits(
+    result = needed(rules, "redrafting an edited draft").reapply_edits(
         draft.title,
         draft.body_html,
         source_title=entry.title,
@@ -174,11 +185,11 @@ def redraft(session: Session, draft: Draft, now: datetime) -> Redraft | None:
     return result
 
 
-def reapply_in(session: Session, draft_id: int, now: datetime) -> None:
+def reapply_in(session: Session, draft_id: int, now: datetime, rules: EditRules | None) -> None:
     """``redraft`` for a draft just rewritten by Core statements in this session."""
     draft = session.get(Draft, draft_id, populate_existing=True)
     if draft is not None and draft.edits:
-        redraft(session, draft, now)
+        redraft(session, draft, now, rules)
 
 
 def _event(session: Session, draft: Draft, now: datetime, detail: str) -> None:

@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import (
     BindParameter,
@@ -40,6 +40,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from aggregator.errors import ClaimLostError, NotFoundError
+from aggregator.kept_edits import EditRules
 from aggregator.models import (
     Draft,
     DraftEvent,
@@ -47,18 +48,18 @@ from aggregator.models import (
     Entry,
     EntryState,
     Feed,
+    UsageCount,
     table_of,
 )
 from aggregator.store import edits as kept
 from aggregator.store.base import StoreBase
 from aggregator.store.memory import MemoryRow, record_usage, upsert_memory
+from aggregator.store.moves import move_values
 from aggregator.store.snapshots import (
     DraftContent,
     EntryWork,
 )
-
-if TYPE_CHECKING:
-    from aggregator.translation.chain import UsageCount
+from aggregator.transitions import STAGE_OUTCOMES, Outcome
 
 WAITING = (EntryState.NEW, EntryState.EXTRACTED)
 ENTRIES, DRAFTS, DRAFT_EVENTS = table_of(Entry), table_of(Draft), table_of(DraftEvent)
@@ -87,6 +88,10 @@ def _entry_outcome(*, claimed: bool, count_attempt: bool) -> Update:
     return statement
 
 
+def _outcome(outcome: Outcome, now: datetime) -> dict[str, Any]:
+    return move_values(STAGE_OUTCOMES[outcome], now)
+
+
 @dataclass
 class Progress:
     """What work on one entry produced before its outcome, written with the outcome."""
@@ -97,14 +102,15 @@ class Progress:
     learned: list[MemoryRow] = field(default_factory=list)  # translations for the memory
     usage: list[UsageCount] = field(default_factory=list)  # engines' use with no budget
 
-    def entry_values(self) -> dict[str, Any]:
+    def entry_values(self, now: datetime) -> dict[str, Any]:
+        """The full text taken on the way, if any: the entry is extracted, whatever follows."""
         if self.full_html is None:
             return {}
         return {
+            **_outcome(Outcome.EXTRACTED, now),
             "full_html": self.full_html,
             "full_text_source": self.full_text_source,
             "language": self.language,
-            "state": EntryState.EXTRACTED,
         }
 
     def write_paid_for(self, session: Session) -> None:
@@ -373,12 +379,10 @@ class EntryStore(StoreBase):
         self, entry_id: int, *, full_html: str, source: str, language: str | None, now: datetime
     ) -> None:
         values = {
+            **_outcome(Outcome.EXTRACTED, now),
             "full_html": full_html,
             "full_text_source": source,
             "language": language,
-            "state": EntryState.EXTRACTED,
-            "last_error": None,
-            "updated_at": now,
         }
         with self.session() as session:
             if not self._write(session, entry_id, values, finish=False):
@@ -389,11 +393,9 @@ class EntryStore(StoreBase):
     ) -> None:
         progress = progress or Progress()
         values = {
-            **progress.entry_values(),
-            "state": EntryState.SKIPPED,
+            **progress.entry_values(now),
+            **_outcome(Outcome.SKIPPED, now),
             "skip_reason": reason,
-            "last_error": None,
-            "updated_at": now,
         }
         with self.session() as session:
             if not self._write(session, entry_id, values, finish=True):
@@ -411,10 +413,10 @@ class EntryStore(StoreBase):
         """Store a failed attempt; nothing when the claim was lost (its new holder decides)."""
         progress = progress or Progress()
         values = {
-            **progress.entry_values(),
+            **progress.entry_values(now),
+            **_outcome(Outcome.FAILED, now),
             "last_error": message,
             "next_attempt_at": next_attempt_at,
-            "updated_at": now,
         }
         with self.session() as session:
             self._write(session, entry_id, values, finish=True, count_attempt=True)
@@ -427,16 +429,15 @@ class EntryStore(StoreBase):
         *,
         now: datetime,
         progress: Progress | None = None,
+        edit_rules: EditRules | None = None,
     ) -> int:
         """Create the entry's draft, or refresh a pending one; one draft per entry, written
-        only by the holder of the entry's claim (else ClaimLostError, nothing written)."""
+        only by the holder of the entry's claim (else ClaimLostError, nothing written).
+
+        A redraft puts the editor's edits back with ``edit_rules`` (``translation.kept``);
+        redrafting an edited draft without them is refused, so no edit is dropped."""
         progress = progress or Progress()
-        entry_values = {
-            **progress.entry_values(),
-            "state": EntryState.DRAFTED,
-            "last_error": None,
-            "updated_at": now,
-        }
+        entry_values = {**progress.entry_values(now), **_outcome(Outcome.DRAFTED, now)}
         with self.session() as session:
             if not self._write(session, entry_id, entry_values, finish=True):
                 raise self._lost(entry_id)
@@ -465,7 +466,7 @@ class EntryStore(StoreBase):
             if action == "redrafted":
                 # In the same transaction: no moment when the draft holds machine output
                 # over an editor's edits.
-                kept.reapply_in(session, int(draft_id), now)
+                kept.reapply_in(session, int(draft_id), now, edit_rules)
             progress.write_paid_for(session)
             return int(draft_id)
 

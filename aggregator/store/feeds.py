@@ -9,9 +9,9 @@ from typing import Any
 from sqlalchemy import String, bindparam, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
+from aggregator import transitions
 from aggregator.config import FeedSettings, Settings
 from aggregator.models import (
-    DraftStatus,
     Entry,
     EntryState,
     Feed,
@@ -19,9 +19,10 @@ from aggregator.models import (
     UTCDateTime,
     table_of,
 )
-from aggregator.polling import decide
-from aggregator.polling.parse import ParsedEntry
+from aggregator.parsed import ParsedEntry
 from aggregator.store.base import FEED_SYNC_LOCK, StoreBase, insert_for
+from aggregator.store.drafts import flag_stale
+from aggregator.store.moves import apply_move
 from aggregator.store.snapshots import (
     FeedHealth,
     FeedWork,
@@ -321,7 +322,7 @@ class FeedStore(StoreBase):
         entry = session.scalars(
             select(Entry).where(Entry.feed_id == feed_id, Entry.key == item.key)
         ).one()
-        accepted, window, count = decide.accept_entry_update(
+        accepted, window, count = transitions.accept_entry_update(
             now,
             window_started_at=entry.update_window_started_at,
             updates_in_window=entry.update_count or 0,
@@ -337,21 +338,11 @@ class FeedStore(StoreBase):
         entry.source_updated_at = item.updated_at
         entry.content_hash = item.content_hash
         entry.updated_at = now
-        if draft is not None and draft.status != DraftStatus.PENDING:
-            # A rejected draft is a tombstone; an approved one stays published as reviewed.
-            note = "the original article changed after review"
-            if draft.status == DraftStatus.APPROVED and note not in draft.warnings:
-                draft.warnings = [*draft.warnings, note]
-            if draft.status == DraftStatus.APPROVED:
-                draft.source_changed_at = now
-            return True
-        entry.state = EntryState.NEW
-        entry.attempts = 0
-        entry.last_error = None
-        entry.next_attempt_at = now
-        # Work in flight on the old content must not land: its claim ends here.
-        entry.locked_until = None
-        entry.claimed_by = None
+        change = transitions.original_changed(None if draft is None else draft.status)
+        if draft is not None and change.flag_stale:
+            flag_stale(draft, now)
+        if change.entry is not None:
+            apply_move(entry, change.entry, now)
         return True
 
     def feed_health(self) -> list[FeedHealth]:

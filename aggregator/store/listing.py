@@ -14,10 +14,13 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from aggregator.errors import InvalidTransitionError, NotFoundError
+from aggregator import transitions
+from aggregator.errors import NotFoundError
 from aggregator.models import Draft, Entry, EntryState, Feed
-from aggregator.store.base import StoreBase
+from aggregator.store.base import StoreBase, row_or_missing
+from aggregator.store.moves import apply_move
 from aggregator.store.snapshots import EntryListing
+from aggregator.transitions import EntryMove
 
 LISTED_STATES = ("skipped", "failing", "pending", "drafted", "all")
 _WAITING = (EntryState.NEW, EntryState.EXTRACTED)
@@ -107,33 +110,12 @@ class EntryListingStore(StoreBase):
             raise NotFoundError(f"no entry with id {entry_id}")
         return _listing(row)
 
-    @staticmethod
-    def _undrafted(session: Session, entry_id: int, doing: str) -> Entry:
-        entry = session.get(Entry, entry_id)
-        if entry is None:
-            raise NotFoundError(f"no entry with id {entry_id}")
-        if entry.state == EntryState.DRAFTED:
-            raise InvalidTransitionError(
-                f"entry {entry_id} already has a draft, so there is nothing to {doing}; "
-                "retranslate or edit its draft instead"
-            )
-        return entry
-
     def retry_entry(self, entry_id: int, *, now: datetime) -> EntryListing:
-        """Take a failing, pending or skipped entry again at the next pass.
-
-        A skipped entry starts over from its full text (the paywall may be gone, the page
-        may now say more); a waiting one keeps what it has and is due now, its backoff
-        forgotten.
-        """
+        """Take a failing, pending or skipped entry again at the next pass
+        (``transitions.retry``)."""
         with self.session() as session:
-            entry = self._undrafted(session, entry_id, "retry")
-            if entry.state == EntryState.SKIPPED:
-                entry.state = EntryState.NEW
-                entry.full_html = None
-                entry.skip_reason = None
-                entry.attempts = 0
-            return self._queue_now(session, entry, now)
+            entry = row_or_missing(session, Entry, entry_id, "entry")
+            return self._moved(session, entry, transitions.retry(entry_id, entry.state), now)
 
     def paste_full_text(
         self, entry_id: int, *, full_html: str, language: str, now: datetime
@@ -141,22 +123,17 @@ class EntryListingStore(StoreBase):
         """The editor's own copy of the article (sanitized by the caller) becomes the entry's
         full text, and the entry waits for translation."""
         with self.session() as session:
-            entry = self._undrafted(session, entry_id, "translate from a pasted text")
+            entry = row_or_missing(session, Entry, entry_id, "entry")
+            move = transitions.pasted_text(entry_id, entry.state)
             entry.full_html = full_html
             entry.full_text_source = "editor"
             entry.language = language
-            entry.state = EntryState.EXTRACTED
-            entry.skip_reason = None
-            entry.attempts = 0
-            entry.last_error = None
-            return self._queue_now(session, entry, now)
+            return self._moved(session, entry, move, now)
 
-    def _queue_now(self, session: Session, entry: Entry, now: datetime) -> EntryListing:
-        """Due at once, and any claim on it ended: what the editor decided goes first."""
-        entry.next_attempt_at = now
-        entry.locked_until = None
-        entry.claimed_by = None
-        entry.updated_at = now
+    def _moved(
+        self, session: Session, entry: Entry, move: EntryMove, now: datetime
+    ) -> EntryListing:
+        apply_move(entry, move, now)
         session.flush()
         return self._listed(session, entry.id)
 

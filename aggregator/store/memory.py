@@ -36,24 +36,23 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING
 
-from sqlalchemy import Insert, bindparam, func, select, update
+from sqlalchemy import Insert, Update, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
+from aggregator.kept_edits import EditRules
 from aggregator.models import (
     Draft,
+    DraftEdit,
     EngineUsage,
     Entry,
     EntryState,
     Feed,
     TranslationMemory,
+    UsageCount,
     table_of,
 )
 from aggregator.store.base import StoreBase, insert_for
-
-if TYPE_CHECKING:
-    from aggregator.translation.chain import UsageCount
 
 MEMORY, USAGE = table_of(TranslationMemory), table_of(EngineUsage)
 # Built once, run with parameters: this is every draft's path (see store.entries).
@@ -100,8 +99,18 @@ class Remembered:
 
 @dataclass(frozen=True)
 class Usage:
+    """Characters and requests sent to one engine (a day's, or all time's)."""
+
     characters: int
     requests: int
+
+    @staticmethod
+    def larger(a: Usage, b: Usage) -> Usage:
+        """Each count the larger of the two (two records of the same use)."""
+        return Usage(max(a.characters, b.characters), max(a.requests, b.requests))
+
+
+NO_USE = Usage(0, 0)
 
 
 # How long an entry waits for a block another entry is translating before sending it itself
@@ -324,6 +333,20 @@ class MemoryStore(StoreBase):
             together=tuple(v for v, same in versions if same),
         )
 
+    def feed_examples(self, feed_id: int, *, limit: int = 6) -> list[tuple[str, str]]:
+        """(original, editor's text) of the blocks and titles an editor rewrote last in the
+        feed's drafts: how this publication wants it said, for an LLM to follow."""
+        with self.session() as session:
+            rows = session.execute(
+                select(DraftEdit.source, DraftEdit.text)
+                .join(Draft, DraftEdit.draft_id == Draft.id)
+                .join(Entry, Draft.entry_id == Entry.id)
+                .where(Entry.feed_id == feed_id, DraftEdit.kind.in_(["block", "title"]))
+                .order_by(DraftEdit.updated_at.desc(), DraftEdit.id.desc())
+                .limit(limit)
+            ).all()
+        return [(source, text) for source, text in rows]
+
     def memory_size(self) -> int:
         with self.session() as session:
             return session.scalar(select(func.count()).select_from(TranslationMemory)) or 0
@@ -334,14 +357,7 @@ class MemoryStore(StoreBase):
         """Count one request of ``characters`` for the engine today; False (and nothing
         counted) when it would go over ``budget`` (0: no budget)."""
         with self.session() as session:
-            session.execute(
-                insert_for(self.engine.dialect.name)(EngineUsage)
-                .values(engine=engine, day=day, characters=0, requests=0)
-                .on_conflict_do_nothing(index_elements=["engine", "day"])
-            )
-            statement = update(EngineUsage).where(
-                EngineUsage.engine == engine, EngineUsage.day == day
-            )
+            statement = self._usage_row(session, engine, day)
             if budget > 0:
                 statement = statement.where(EngineUsage.characters + characters <= budget)
             result = session.execute(
@@ -351,6 +367,44 @@ class MemoryStore(StoreBase):
                 )
             )
             return bool(getattr(result, "rowcount", 0))
+
+    def spend_tokens(
+        self,
+        engine: str,
+        day: str,
+        tokens: tuple[int, int],
+        cost: float,
+        *,
+        daily_tokens: int = 0,
+        daily_cost: float = 0.0,
+    ) -> bool:
+        """Count (prompt, completion) tokens and their cost for the engine today (negative:
+        a reservation settled lower); False, nothing counted, past a budget (0: none)."""
+        prompt, completion = tokens
+        with self.session() as session:
+            statement = self._usage_row(session, engine, day)
+            if daily_tokens > 0:
+                spent = EngineUsage.prompt_tokens + EngineUsage.completion_tokens
+                statement = statement.where(spent + prompt + completion <= daily_tokens)
+            if daily_cost > 0:
+                statement = statement.where(EngineUsage.cost + cost <= daily_cost)
+            result = session.execute(
+                statement.values(
+                    prompt_tokens=EngineUsage.prompt_tokens + prompt,
+                    completion_tokens=EngineUsage.completion_tokens + completion,
+                    cost=EngineUsage.cost + cost,
+                )
+            )
+            return bool(getattr(result, "rowcount", 0))
+
+    def _usage_row(self, session: Session, engine: str, day: str) -> Update:
+        """The update of the engine's row for the day, created first if needed."""
+        session.execute(
+            insert_for(self.engine.dialect.name)(EngineUsage)
+            .values(engine=engine, day=day, characters=0, requests=0)
+            .on_conflict_do_nothing(index_elements=["engine", "day"])
+        )
+        return update(EngineUsage).where(EngineUsage.engine == engine, EngineUsage.day == day)
 
     def paused_by_budget(self) -> tuple[int, str | None]:
         """Entries waiting because every engine's daily budget was spent, and the reason."""
@@ -459,20 +513,18 @@ def remember_corrections(
     return len(rows)
 
 
-def learn_from_edit(session: Session, draft: Draft, edited_html: str, now: datetime) -> int:
+def learn_from_edit(
+    session: Session, draft: Draft, edited_html: str, now: datetime, rules: EditRules
+) -> int:
     """Inside a draft edit: every block the editor rewrote becomes that block's preferred
     translation. Skipped when the original changed after the draft was made (the blocks
     would not pair up). How many blocks were kept."""
     source_html = draft.entry.full_html
     if not source_html or draft.source_changed_at is not None:
         return 0
-    from aggregator.translation.translate import (
-        corrections,  # the store stays importable on its own
-    )
-
     return remember_corrections(
         session,
-        corrections(source_html, draft.body_html, edited_html),
+        rules.corrections(source_html, draft.body_html, edited_html),
         source_language=draft.source_language,
         target_language=draft.target_language,
         now=now,

@@ -7,7 +7,7 @@ by any of them tells the shared truth, whichever process did the work.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from aggregator.models import Draft, EngineUsage, Entry, EntryState, Feed, FeedStatus
 from aggregator.store.base import StoreBase
+from aggregator.store.memory import NO_USE, Usage
 
 # Stages of the entry queue, by the state an entry waits in.
 QUEUES = {"text": EntryState.NEW, "translation": EntryState.EXTRACTED}
@@ -30,9 +31,17 @@ class FeedCounters:
 
 
 @dataclass(frozen=True)
-class EngineTotals:
+class Spend:
+    """What an LLM engine was sent and answered with on one day, and what it cost."""
+
     requests: int
-    characters: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
 
 
 @dataclass(frozen=True)
@@ -41,8 +50,8 @@ class Overview:
     entries: dict[str, int]  # by state
     failing_entries: int  # waiting, and their last attempt failed
     drafts: dict[str, int]  # by status
-    engines: dict[str, EngineTotals]  # since the database was created
-    engines_today: dict[str, EngineTotals]
+    engines: dict[str, Usage]  # since the database was created
+    engines_today: dict[str, Usage]
     # Work that is due and not taken: feeds to poll, entries per queue.
     due: dict[str, int]
     # Seconds the most overdue item of each queue has waited since it became due.
@@ -51,6 +60,7 @@ class Overview:
     oldest_waiting_seconds: dict[str, float]
     claims_held: int  # entries taken by a process whose lease still runs
     claims_expired: int  # entries whose holder's lease ran out (a crashed process's)
+    spend_today: dict[str, Spend] = field(default_factory=dict)  # LLM engines' tokens, cost
 
 
 class StatsStore(StoreBase):
@@ -150,16 +160,7 @@ class StatsStore(StoreBase):
             # The ledger counts every call, failed ones included; drafts made before it
             # existed still tell what they cost.
             engines={
-                name: EngineTotals(
-                    requests=max(
-                        ledger.get(name, EngineTotals(0, 0)).requests,
-                        drafted.get(name, EngineTotals(0, 0)).requests,
-                    ),
-                    characters=max(
-                        ledger.get(name, EngineTotals(0, 0)).characters,
-                        drafted.get(name, EngineTotals(0, 0)).characters,
-                    ),
-                )
+                name: Usage.larger(ledger.get(name, NO_USE), drafted.get(name, NO_USE))
                 for name in sorted(set(ledger) | set(drafted))
             },
             engines_today=today,
@@ -168,16 +169,31 @@ class StatsStore(StoreBase):
             oldest_waiting_seconds=oldest,
             claims_held=held or 0,
             claims_expired=expired or 0,
+            spend_today=self.spend_on(now.strftime("%Y-%m-%d")),
         )
 
+    def spend_on(self, day: str) -> dict[str, Spend]:
+        """The engines that used tokens on ``day`` (YYYY-MM-DD, UTC), by name."""
+        with self.session() as session:
+            rows = session.scalars(
+                select(EngineUsage).where(
+                    EngineUsage.day == day,
+                    EngineUsage.prompt_tokens + EngineUsage.completion_tokens > 0,
+                )
+            )
+            return {
+                row.engine: Spend(row.requests, row.prompt_tokens, row.completion_tokens, row.cost)
+                for row in rows
+            }
 
-def _engine_totals(rows: Iterable[Any]) -> dict[str, EngineTotals]:
-    totals: dict[str, EngineTotals] = {}
+
+def _engine_totals(rows: Iterable[Any]) -> dict[str, Usage]:
+    totals: dict[str, Usage] = {}
     for engine, requests, characters in rows:
-        previous = totals.get(engine, EngineTotals(0, 0))
-        totals[engine] = EngineTotals(
-            requests=previous.requests + int(requests or 0),
+        previous = totals.get(engine, NO_USE)
+        totals[engine] = Usage(
             characters=previous.characters + int(characters or 0),
+            requests=previous.requests + int(requests or 0),
         )
     return totals
 

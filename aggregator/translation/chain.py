@@ -18,21 +18,33 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from aggregator.clock import utc_now
 from aggregator.errors import BudgetExhaustedError, TranslateError
+from aggregator.models import UsageCount
 from aggregator.translation.engines import Engine
+from aggregator.translation.llm import BatchAnswer, BatchRequest, LLMEngine
 
 MAX_COOLDOWN = 3600.0
-
-
-UsageCount = tuple[str, str, int, int]  # engine, UTC day (YYYY-MM-DD), characters, requests
+_Result = TypeVar("_Result")
 
 
 class UsageLedger(Protocol):
     def spend(self, engine: str, day: str, characters: int, *, budget: int) -> bool:
         """Count a request if it fits in the day's budget (0: none); False if it does not."""
+
+    def spend_tokens(
+        self,
+        engine: str,
+        day: str,
+        tokens: tuple[int, int],
+        cost: float,
+        *,
+        daily_tokens: int = 0,
+        daily_cost: float = 0.0,
+    ) -> bool:
+        """Count (prompt, completion) tokens and their cost if they fit in the day's budgets."""
 
 
 @dataclass
@@ -94,6 +106,8 @@ class GuardedEngine:
     now: Callable[[], datetime] = utc_now
     characters: int = 0  # sent through this object
     requests: int = 0
+    prompt_tokens: int = 0  # LLM engines: what the service counted
+    completion_tokens: int = 0
     # Use not yet in the ledger (no budget to check): day -> [characters, requests].
     unrecorded: dict[str, list[int]] = field(default_factory=dict)
 
@@ -104,35 +118,92 @@ class GuardedEngine:
     def _account(self, ledger: UsageLedger, characters: int) -> None:
         """Reserve the characters in the ledger when there is a budget (refused: raise),
         else count them for ``EngineChain.unrecorded_usage``."""
-        moment = self.now().astimezone(UTC)
-        day = moment.date().isoformat()
+        day = self._today()
         if self.daily_characters <= 0:
             counts = self.unrecorded.setdefault(day, [0, 0])
             counts[0] += characters
             counts[1] += 1
             return
         if not ledger.spend(self.name, day, characters, budget=self.daily_characters):
-            midnight = datetime.combine(moment.date() + timedelta(days=1), datetime.min.time(), UTC)
-            raise BudgetExhaustedError(
-                f"{self.name}: translation paused, the daily budget of "
-                f"{self.daily_characters:,} characters is spent; it resumes at 00:00 UTC",
-                retry_after=(midnight - moment).total_seconds(),
-            )
+            raise self._spent(f"{self.daily_characters:,} characters")
+
+    def _today(self) -> str:
+        return self.now().astimezone(UTC).date().isoformat()
+
+    def _spent(self, budget: str) -> BudgetExhaustedError:
+        moment = self.now().astimezone(UTC)
+        midnight = datetime.combine(moment.date() + timedelta(days=1), datetime.min.time(), UTC)
+        return BudgetExhaustedError(
+            f"{self.name}: translation paused, the daily budget of {budget} is spent; "
+            "it resumes at 00:00 UTC",
+            retry_after=(midnight - moment).total_seconds(),
+        )
 
     def translate(self, text: str) -> str:
         """Translate if breaker and budget allow; count what was actually sent."""
+        return self._call(len(text), lambda: self.engine.translate(text))
+
+    def ask(self, request: BatchRequest) -> BatchAnswer:
+        """One batch of units to an LLM engine, under the same breaker and accounting."""
+        engine = self.engine
+        if not isinstance(engine, LLMEngine):
+            raise TypeError(f"{self.name} does not take batches of units")
+        self.breaker.check()
+        reserved = self._reserve_tokens(engine, request)
+        answer: BatchAnswer | None = None
+        try:
+            answer = self._call(request.characters, lambda: engine.ask(request))
+        finally:
+            if reserved is not None and self.ledger is not None:
+                day, estimate = reserved
+                real = (answer.prompt_tokens, answer.completion_tokens) if answer else (0, 0)
+                self.ledger.spend_tokens(
+                    self.name,
+                    day,
+                    (real[0] - estimate[0], real[1] - estimate[1]),
+                    engine.cost(*real) - engine.cost(*estimate),
+                )
+        self.prompt_tokens += answer.prompt_tokens
+        self.completion_tokens += answer.completion_tokens
+        return answer
+
+    def _reserve_tokens(
+        self, engine: LLMEngine, request: BatchRequest
+    ) -> tuple[str, tuple[int, int]] | None:
+        """The most this request may cost, reserved in the ledger before it leaves, so that
+        workers together never overrun the day's budgets; settled once the answer is in."""
+        if self.ledger is None:
+            return None
+        day = self._today()
+        estimate = (engine.prompt_tokens(request), engine.max_answer_tokens(request))
+        fits = self.ledger.spend_tokens(
+            self.name,
+            day,
+            estimate,
+            engine.cost(*estimate),
+            daily_tokens=engine.daily_tokens,
+            daily_cost=engine.daily_cost,
+        )
+        if not fits:
+            described = [f"{engine.daily_tokens:,} tokens"] if engine.daily_tokens else []
+            if engine.daily_cost:
+                described.append(f"{engine.daily_cost:g} in cost (translation.llm.daily_cost)")
+            raise self._spent(" and ".join(described))
+        return day, estimate
+
+    def _call(self, characters: int, call: Callable[[], _Result]) -> _Result:
         self.breaker.check()
         if self.ledger is not None:
-            self._account(self.ledger, len(text))
-        self.characters += len(text)
+            self._account(self.ledger, characters)
+        self.characters += characters
         self.requests += 1
         try:
-            translated = self.engine.translate(text)
+            result = call()
         except TranslateError as exc:
             self.breaker.failure(exc.retry_after)
             raise
         self.breaker.success()
-        return translated
+        return result
 
 
 @dataclass

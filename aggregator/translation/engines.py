@@ -2,9 +2,10 @@
 
 deep-translator has no timeout, returns ``None`` on some inputs, hides the response (so
 Retry-After is lost) and is not thread-safe per instance. So every call builds a fresh
-translator and runs in its own thread with a deadline; the HTTP requests it makes get a
-timeout and leave their status and Retry-After where the adapter can read them; and any
-failure, including empty or ``None`` output, becomes a ``TranslateError``.
+translator and runs in its own thread with a deadline, and any failure, including empty or
+``None`` output, becomes a ``TranslateError``. deep-translator takes no session, so nothing is
+changed in ``requests`` for it: a call past its deadline is abandoned (its daemon thread ends
+when its connection does), and a 429 from it waits DEFAULT_RETRY_AFTER.
 
 DeepL goes through DeepL's own client: deep-translator still authenticates with the query
 string DeepL retired, and sends one text per request. LibreTranslate is called directly
@@ -14,14 +15,12 @@ parameters, which land in the access logs of the server and of every proxy on th
 
 from __future__ import annotations
 
-import contextvars
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import httpx
-import requests
 
 from aggregator.config import TranslationSettings
 from aggregator.errors import ConfigError, TranslateError
@@ -48,33 +47,9 @@ DEFAULT_RETRY_AFTER = 60.0  # a 429 that does not say when to come back
 
 @dataclass
 class _CallRecord:
-    """What the HTTP layer saw during one engine call, for the adapter to interpret."""
+    """What one engine call was given, for the adapter to word its errors."""
 
     timeout: float
-    status: int | None = None
-    retry_after: str | None = None
-
-
-_current_call: contextvars.ContextVar[_CallRecord | None] = contextvars.ContextVar(
-    "translation_call", default=None
-)
-_original_request = requests.Session.request
-
-
-def _request_with_timeout(self: requests.Session, method: Any, url: Any, **kwargs: Any) -> Any:
-    # Outside an engine call this is requests' own behaviour.
-    record = _current_call.get()
-    if record is None:
-        return _original_request(self, method, url, **kwargs)
-    if kwargs.get("timeout") is None:
-        kwargs["timeout"] = record.timeout
-    response = _original_request(self, method, url, **kwargs)
-    record.status = response.status_code
-    record.retry_after = response.headers.get("Retry-After")
-    return response
-
-
-requests.Session.request = _request_with_timeout  # type: ignore[method-assign,assignment]
 
 
 class Engine(Protocol):
@@ -87,16 +62,15 @@ class Engine(Protocol):
 
 
 def call_with_deadline(name: str, timeout: float, work: Callable[[], Any]) -> tuple[Any, Any]:
-    """Run ``work`` in its own thread; (result, what HTTP saw), or TranslateError.
+    """Run ``work`` in its own thread; (result, the call's record), or TranslateError.
 
-    The thread is a daemon: if the deadline passes, the call is abandoned, and the request
-    timeout set on its HTTP requests lets it end soon after.
+    The thread is a daemon: if the deadline passes, the call is abandoned; clients with
+    timeouts of their own (httpx, DeepL's) end it soon after.
     """
     outcome: dict[str, Any] = {}
     record = _CallRecord(timeout=timeout)
 
     def call() -> None:
-        _current_call.set(record)
         try:
             outcome["result"] = work()
         except BaseException as exc:
@@ -253,32 +227,35 @@ def _deepl_target(language: str) -> str:
 def _as_translate_error(engine: str, exc: BaseException, record: _CallRecord) -> TranslateError:
     if isinstance(exc, TranslateError):
         return exc
+    import requests  # loaded already by the client that raised; not by polling alone
+
     if isinstance(exc, requests.Timeout):
         return TranslateError(f"{engine}: the request timed out after {record.timeout:g} s")
     if isinstance(exc, requests.ConnectionError):
         return TranslateError(f"{engine}: cannot connect to the translation service")
     message = str(exc).strip() or type(exc).__name__
-    status = record.status or getattr(exc, "http_status_code", None)
-    retry_after = parse_retry_after(record.retry_after)
+    # Neither deep-translator nor DeepL's client keeps the response: its status, when
+    # known, is on the exception, and its Retry-After is lost.
+    status = getattr(exc, "http_status_code", None) or getattr(exc, "status_code", None)
     kind = type(exc).__name__
     if status == 429 or kind in ("TooManyRequests", "TooManyRequestsException"):
         return TranslateError(
-            f"{engine}: too many requests (HTTP 429)"
-            + (f"; the service asks to wait {retry_after:g} s" if retry_after else ""),
-            retry_after=retry_after if retry_after is not None else DEFAULT_RETRY_AFTER,
+            f"{engine}: too many requests (HTTP 429)", retry_after=DEFAULT_RETRY_AFTER
         )
     if kind == "QuotaExceededException" or status == 456:
         return TranslateError(f"{engine}: the account's quota is spent", retry_after=6 * 3600.0)
     if status is not None and status >= 400:
-        return TranslateError(
-            f"{engine}: the service answered HTTP {status}", retry_after=retry_after
-        )
-    return TranslateError(f"{engine}: {message}", retry_after=retry_after)
+        return TranslateError(f"{engine}: the service answered HTTP {status}")
+    return TranslateError(f"{engine}: {message}")
 
 
 def build_engine(settings: TranslationSettings, name: str | None = None) -> Engine:
     """The engine named (default: [translation] engine), configured from its own table."""
     name = name or settings.engine
+    if name == "llm":
+        from aggregator.translation.llm import build_llm_engine  # llm.py imports this module
+
+        return build_llm_engine(settings)
     own = settings.engine_settings(name)
     timeout = float(own.timeout or settings.timeout)
     max_chars = own.max_chars or DEFAULT_MAX_CHARS[name]
@@ -288,10 +265,13 @@ def build_engine(settings: TranslationSettings, name: str | None = None) -> Engi
     source = languages[0] if len(languages) == 1 else "auto"
     target = settings.target_language
     factory: Callable[[], Any]
+    # deep-translator (with requests and BeautifulSoup) loads at the first translation, not
+    # when a poll builds the engines it may never call.
     if name == "google":
-        from deep_translator import GoogleTranslator
 
         def factory() -> Any:
+            from deep_translator import GoogleTranslator
+
             return GoogleTranslator(source=source, target=target)
 
     elif name == "libre":
@@ -306,17 +286,18 @@ def build_engine(settings: TranslationSettings, name: str | None = None) -> Engi
         )
 
     elif name == "mymemory":
-        from deep_translator import MyMemoryTranslator
 
         def factory() -> Any:  # MyMemory cannot guess: the first source language
+            from deep_translator import MyMemoryTranslator
+
             return MyMemoryTranslator(source=f"{languages[0]}-GB", target=f"{target}-FR")
 
     elif name == "microsoft":
-        from deep_translator import MicrosoftTranslator
-
         region = own.region or None
 
         def factory() -> Any:
+            from deep_translator import MicrosoftTranslator
+
             return MicrosoftTranslator(
                 source=source, target=target, api_key=own.api_key, region=region
             )

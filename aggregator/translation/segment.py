@@ -28,6 +28,7 @@ import lxml.html
 from lxml import etree
 
 from aggregator.errors import TranslateError
+from aggregator.extraction.fragment import inner_html
 from aggregator.translation.glossary import Glossary
 
 INLINE_OPAQUE = frozenset({"code", "kbd", "samp", "var", "img", "br", "wbr", "math", "svg"})
@@ -228,11 +229,6 @@ def serialize(root: etree._Element) -> str:
     return inner_html(root)
 
 
-def inner_html(element: etree._Element) -> str:
-    children = "".join(etree.tostring(c, encoding="unicode", method="html") for c in element)
-    return escape(element.text or "", quote=False) + children
-
-
 # ---------------------------------------------------------------- protect and restore
 
 
@@ -245,6 +241,19 @@ def _open_tag(element: etree._Element) -> str:
 
 def _is_wrapper(node: etree._Element) -> bool:
     return tag_of(node) in INLINE_WRAPPERS
+
+
+def _unwrap(node: etree._Element, *, strict: bool) -> tuple[str, str, etree._Element]:
+    """The inline wrappers that hold all of node's content, as (opening tags, closing tags,
+    innermost element); ("", "", node) when there are none."""
+    opening, closing = "", ""
+    wrapper = _only_child(node, strict=strict)
+    while wrapper is not None and _is_wrapper(wrapper):
+        opening += _open_tag(wrapper)
+        closing = f"</{wrapper.tag}>" + closing
+        node = wrapper
+        wrapper = _only_child(node, strict=strict)
+    return opening, closing, node
 
 
 def _only_child(node: etree._Element, *, strict: bool) -> etree._Element | None:
@@ -302,27 +311,14 @@ def protect(element: etree._Element, glossary: Glossary | None = None) -> Unit:
                 parts.append(f"[[{n}]]")
             else:
                 # <a><em>x</em></a> travels as one pair of placeholders, not two.
-                opening, closing, inner = _open_tag(child), f"</{tag}>", child
-                nested = _only_child(inner, strict=True)
-                while nested is not None and _is_wrapper(nested):
-                    opening += _open_tag(nested)
-                    closing = f"</{nested.tag}>" + closing
-                    inner = nested
-                    nested = _only_child(inner, strict=True)
+                opening, closing, inner = _unwrap(child, strict=True)
                 n = number()
-                unit.tags[n] = (opening, closing)
+                unit.tags[n] = (_open_tag(child) + opening, closing + f"</{tag}>")
                 parts.append(f"[[{n}]]{walk(inner)}[[/{n}]]")
             parts.append(text_piece(child.tail))
         return "".join(parts)
 
-    node = element
-    wrap_open, wrap_close = "", ""
-    wrapper = _only_child(node, strict=False)
-    while wrapper is not None and _is_wrapper(wrapper):
-        wrap_open += _open_tag(wrapper)
-        wrap_close = f"</{wrapper.tag}>" + wrap_close
-        node = wrapper
-        wrapper = _only_child(node, strict=False)
+    wrap_open, wrap_close, node = _unwrap(element, strict=False)
     unit.wrap = (wrap_open, wrap_close)
     unit.text = _SPACES.sub(" ", walk(node)).strip()
     return unit

@@ -11,6 +11,11 @@ process, and the draft carries a warning for the editor naming the block: the li
 emphasis are all there, in their places, but the wording deserves a look. Nothing is ever
 flattened to plain text; when even that fails, the article fails.
 
+LLM engines (llm.py) take the units themselves instead of lines, in batches with the title,
+the units around, the glossary and the editor's examples; each answer is checked here (its
+markup, its length, its language) and what fails is asked again, then falls to the next
+engine of the chain. What the memory recalled is never sent to any engine.
+
 A draft is complete or it does not exist: every unit translated, and the counts of
 headings, paragraphs, list items, links, images, quotes and tables as in the source, code
 byte for byte the same.
@@ -21,7 +26,7 @@ from __future__ import annotations
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
@@ -29,9 +34,11 @@ from aggregator.clock import utc_now
 from aggregator.errors import TranslateError
 from aggregator.extraction.extract import sanitize
 from aggregator.extraction.language import MIN_LETTERS, detect_among, letters, might_be
+from aggregator.translation.batches import pack
 from aggregator.translation.chain import EngineChain, GuardedEngine, exhausted
 from aggregator.translation.engines import Engine
 from aggregator.translation.glossary import Glossary
+from aggregator.translation.llm import Article, LLMEngine, translate_texts
 from aggregator.translation.segment import (
     BLOCK_TAGS,
     CONTAINER_TAGS,
@@ -111,137 +118,21 @@ class Translation:
     units: int = 0  # title included
     from_memory: int = 0
     kept: int = 0  # already in the target language, or nothing to translate
+    headline: str = ""  # an LLM's headline for French readers, when asked for one
+    prompt_tokens: int = 0  # LLM engines' tokens, as their services counted them
+    completion_tokens: int = 0
 
 
-# ---------------------------------------------------------------- limits and batches
+# ---------------------------------------------------------------- sending
 
-
-_URL_SAFE = re.compile(r"[A-Za-z0-9_.~ -]+")  # one character each in a query string
-
-
-def url_length(text: str) -> int:
-    """len(quote_plus(text)), without building it: 3 characters per byte to escape."""
-    return len(text.encode("utf-8")) + 2 * len(_URL_SAFE.sub("", text).encode("utf-8"))
-
-
-def _sizes(text: str, url_limit: int) -> tuple[int, int]:
-    return len(text), (url_length(text) if url_limit else 0)
-
-
-def pack(lines: Sequence[str], engine: Engine) -> list[list[tuple[int, str]]]:
-    """Requests for these lines, one line per line of a request: (line index, text) each.
-
-    Requests are filled to the engine's limits (characters, and URL bytes for engines that
-    send the text in the URL). Where the next line does not fit, it is cut at a sentence end
-    so that the head fills the request and the rest opens the next one; a piece is never
-    shorter than MIN_PIECE of a request, so no sentence is cut off from its paragraph for
-    a few characters. The cost is then close to ceil(characters / limit).
-    """
-    max_chars, url_limit = engine.max_chars, getattr(engine, "max_url_bytes", 0)
-    requests: list[list[tuple[int, str]]] = []
-    current: list[tuple[int, str]] = []
-    used = [0, 0]
-
-    def fits(text: str) -> bool:
-        chars, url = _sizes(text, url_limit)
-        separator = 1 if current else 0
-        return used[0] + chars + separator <= max_chars and (
-            not url_limit or used[1] + url + 3 * separator <= url_limit
-        )
-
-    def add(index: int, text: str) -> None:
-        chars, url = _sizes(text, url_limit)
-        separator = 1 if current else 0
-        used[0] += chars + separator
-        used[1] += url + 3 * separator
-        current.append((index, text))
-
-    def close() -> None:
-        if current:
-            requests.append(list(current))
-            current.clear()
-            used[0] = used[1] = 0
-
-    for index, line in enumerate(lines):
-        rest = line
-        while rest:
-            if fits(rest):
-                add(index, rest)
-                break
-            minimum = int(max_chars * MIN_PIECE) if current else 1
-            head, tail = _cut(rest, fits, minimum)
-            if head:
-                add(index, head)
-                rest = tail
-            elif not current:
-                raise TranslateError(f"{engine.name}: its request limits leave no room for text")
-            close()
-    close()
-    return requests
-
-
-MIN_PIECE = 0.05
 SENTENCE_WORDS = 6  # fewer words may be a name or a label, which engines rightly keep
 
 
-def _cut(text: str, fits: Callable[[str], bool], minimum: int) -> tuple[str, str]:
-    """The longest head of ``text`` that fits, cut at a sentence end outside inline markup,
-    else any sentence end, else a space, else anywhere; ("", text) if none is long enough."""
-    depth_zero, anywhere, spaces = _cut_points(text)
-    for candidates in (depth_zero, depth_zero + anywhere, spaces):
-        best = _longest_fitting(text, sorted(candidates), fits, minimum)
-        if best is not None:
-            return text[:best].rstrip(), text[best:].lstrip()
-    low, high = 0, len(text)  # one "word" longer than a request: cut it where it must be
-    while low < high:
-        middle = (low + high + 1) // 2
-        low, high = (middle, high) if fits(text[:middle]) else (low, middle - 1)
-    if low < minimum:
-        return "", text
-    return text[:low], text[low:]
-
-
-def _cut_points(text: str) -> tuple[list[int], list[int], list[int]]:
-    """Spaces after a sentence end outside any inline markup, inside some, and all spaces."""
-    outside: list[int] = []
-    inside: list[int] = []
-    spaces: list[int] = []
-    closing = {n for slash, n in PLACEHOLDER.findall(text) if slash}
-    depth, position = 0, 0
-
-    def scan(end: int) -> None:
-        for j in range(position, end):
-            if text[j] == " ":
-                spaces.append(j)
-                if j and text[j - 1] in ".!?…:;":
-                    (outside if depth == 0 else inside).append(j)
-
-    for token in PLACEHOLDER.finditer(text):
-        scan(token.start())
-        if token.group(1):
-            depth = max(0, depth - 1)
-        elif token.group(2) in closing:
-            depth += 1
-        position = token.end()
-    scan(len(text))
-    return outside, inside, spaces
-
-
-def _longest_fitting(
-    text: str, positions: list[int], fits: Callable[[str], bool], minimum: int
-) -> int | None:
-    """The largest position whose head fits (heads grow with the position: bisect)."""
-    low, high, best = 0, len(positions) - 1, None
-    while low <= high:
-        middle = (low + high) // 2
-        head = text[: positions[middle]].rstrip()
-        if fits(head):
-            if len(head) >= minimum:
-                best = positions[middle]
-            low = middle + 1
-        else:
-            high = middle - 1
-    return best
+def _renumbered(
+    check: Callable[[int, str], str | None], indices: Sequence[int]
+) -> Callable[[int, str], str | None]:
+    """``check`` for a subset: the subset's k-th text is ``indices[k]``."""
+    return lambda k, answer: check(indices[k], answer)
 
 
 def _plausible(sources: Sequence[str], answers: Sequence[str]) -> bool:
@@ -261,6 +152,34 @@ class _Sender:
         self.chain = chain
         self.position = 0
         self.failures: list[TranslateError] = []
+        self.headline = ""
+
+    def units(
+        self, texts: Sequence[str], article: Article, check: Callable[[int, str], str | None]
+    ) -> list[tuple[str, str]]:
+        """(translation, engine) of each unit's text: LLM engines take them in checked
+        batches (``llm.translate_texts``), the others line by line."""
+        results: dict[int, tuple[str, str]] = {}
+        while len(results) < len(texts):
+            guarded = self.current()
+            pending = [i for i in range(len(texts)) if i not in results]
+            if not isinstance(guarded.engine, LLMEngine):
+                results.update(zip(pending, self.lines([texts[i] for i in pending]), strict=True))
+                break
+            outcome = translate_texts(
+                guarded.engine,
+                guarded.ask,
+                [texts[i] for i in pending],
+                replace(article, positions=[article.positions[i] for i in pending]),
+                _renumbered(check, pending),
+            )
+            self.headline = self.headline or outcome.headline or ""
+            for k, translated in outcome.translations.items():
+                results[pending[k]] = (translated, guarded.name)
+            if outcome.failure is not None:
+                self.failures.append(outcome.failure)
+                self.position += 1
+        return [results[i] for i in range(len(texts))]
 
     def current(self) -> GuardedEngine:
         if self.position >= len(self.chain.engines):
@@ -329,11 +248,17 @@ def translate_article(
     source_languages: Sequence[str] = ("en",),
     memory: Memory | None = None,
     glossary: Glossary | None = None,
+    examples: Sequence[tuple[str, str]] = (),
     now: Callable[[], datetime] = utc_now,
 ) -> Translation:
-    """Translate a title and a sanitized article; raise TranslateError unless complete."""
+    """Translate a title and a sanitized article; raise TranslateError unless complete.
+
+    ``examples`` are (source, editor's text) pairs of the same feed, HTML or text
+    (``store.feed_examples``): LLM engines see them as the house style.
+    """
     chain = EngineChain.of(engines)
     spent_before = [(g.characters, g.requests) for g in chain.engines]
+    tokens_before = [(g.prompt_tokens, g.completion_tokens) for g in chain.engines]
     root = parse_fragment(html)
     counts_before = structure_counts(root)
     code_before = verbatim_parts(root)
@@ -371,8 +296,18 @@ def translate_article(
 
     sender = _Sender(chain)
     warnings: list[str] = []
+    article = Article(
+        title=title,
+        texts=[item.key_unit.plain for item in work],  # the glossary's terms left in
+        positions=(),
+        examples=[(text_of_inner(source), text_of_inner(edited)) for source, edited in examples],
+        keep=glossary.keep if glossary else (),
+        force=dict(glossary.force) if glossary else {},
+    )
     try:
-        _translate_missing([i for i in needed if i.inner is None], sender, languages, warnings)
+        _translate_missing(
+            work, [i for i in needed if i.inner is None], sender, languages, warnings, article
+        )
     finally:
         if memory is not None:
             memory.remember(
@@ -398,6 +333,8 @@ def translate_article(
     spent = list(zip(chain.engines, spent_before, strict=True))
     characters = sum(g.characters - c for g, (c, _r) in spent)
     requests = sum(g.requests - r for g, (_c, r) in spent)
+    tokens = list(zip(chain.engines, tokens_before, strict=True))
+    headline = _headline(sender.headline, title, glossary, target_language, warnings)
     engines_used = Counter(i.engine for i in needed if i.engine and i.engine != "editor")
     engine = engines_used.most_common(1)[0][0] if engines_used else chain.names[0]
     return Translation(
@@ -410,7 +347,25 @@ def translate_article(
         units=len(work),
         from_memory=from_memory,
         kept=kept,
+        headline=headline,
+        prompt_tokens=sum(g.prompt_tokens - p for g, (p, _c) in tokens),
+        completion_tokens=sum(g.completion_tokens - c for g, (_p, c) in tokens),
     )
+
+
+def _headline(
+    proposed: str, title: str, glossary: Glossary | None, language: str, warnings: list[str]
+) -> str:
+    """The engine's headline, if it says the glossary's terms of the title as it wants."""
+    if not proposed:
+        return ""
+    terms = glossary.pattern if glossary else None
+    for match in terms.finditer(title) if glossary and terms else ():
+        wanted = glossary.replacement(match) if glossary else ""
+        if wanted.casefold() not in proposed.casefold():
+            warnings.append(f"the proposed headline was left out: it lacks «{wanted}»")
+            return ""
+    return typeset(proposed, language)
 
 
 def _machine_made(item: _Work) -> bool:
@@ -435,13 +390,41 @@ def _restore_remembered(item: _Work, translation: str) -> bool:
 
 
 def _translate_missing(
-    items: list[_Work], sender: _Sender, languages: Sequence[str], warnings: list[str]
+    work: list[_Work],
+    items: list[_Work],
+    sender: _Sender,
+    languages: Sequence[str],
+    warnings: list[str],
+    article: Article,
 ) -> None:
     by_text: dict[str, list[_Work]] = defaultdict(list)
     for item in items:
         by_text[item.unit.text].append(item)  # the same unit twice is paid once
     texts = list(by_text)
-    answers = sender.lines(texts)
+    position = {id(item): n for n, item in enumerate(work)}
+    insisted: set[int] = set()
+
+    def check(index: int, answer: str) -> str | None:
+        """What is wrong with an LLM's answer for a unit (the other engines are trusted
+        more: their answers are retried or warned about below)."""
+        group = by_text[texts[index]]
+        try:
+            for item in group:
+                restore(item.unit, answer)
+        except TranslateError as exc:
+            return str(exc)
+        if not _plausible([texts[index]], [answer]):
+            return "its length is not that of a translation of it"
+        if _in_source_language(group[0].unit, answer, languages):
+            return "it came back untranslated"
+        # A few words back as they went may be a name: asked once more, then believed.
+        if normalise(answer) == normalise(texts[index]) and index not in insisted:
+            insisted.add(index)
+            return "it came back untranslated"
+        return None
+
+    article = replace(article, positions=[position[id(by_text[t][0])] for t in texts])
+    answers = sender.units(texts, article, check)
     lost: list[str] = []
     for text, (answer, engine) in zip(texts, answers, strict=True):
         if not _accept(by_text[text], answer, engine, languages, warnings):
@@ -477,6 +460,17 @@ def _accept(
         item.inner, item.engine = inner, engine
         item.remember = None if untranslated else answer
     return True
+
+
+def _in_source_language(unit: Unit, answer: str, languages: Sequence[str]) -> bool:
+    """A sentence whose translation still reads as a source language (names and short
+    labels may rightly come back as they went)."""
+    plain = PLACEHOLDER.sub(" ", answer)
+    return (
+        sum(letters(word) >= 2 for word in unit.plain.split()) >= SENTENCE_WORDS
+        and letters(plain) >= MIN_LETTERS
+        and detect_among(plain, languages) in languages[:-1]
+    )
 
 
 def _translate_between_markup(items: list[_Work], sender: _Sender, warnings: list[str]) -> None:

@@ -25,27 +25,21 @@ from starlette.types import Receive, Scope, Send
 from aggregator.clock import utc_now
 from aggregator.config import Settings
 from aggregator.desk.service import Desk
-from aggregator.errors import (
-    AggregatorError,
-    ConflictError,
-    InvalidEditError,
-    InvalidTransitionError,
-    NotFoundError,
-    StorageError,
-)
+from aggregator.errors import AggregatorError
 from aggregator.i18n import SOURCE_LANGUAGE, messages, ui_language
 from aggregator.publishing.publish import source_name
 from aggregator.publishing.representation import Representation, request_key, send_representation
 from aggregator.publishing.websub import HubNotifier
 from aggregator.store import Store
 from aggregator.untrusted import CONTROL_TABLE, plain_text, safe_http_url
+from aggregator.web.answers import error_answer
 from aggregator.web.api import ApiViews
 from aggregator.web.auth import Auth
-from aggregator.web.images import IMAGE_ROUTE, ImageProxy, desk_html
+from aggregator.web.images import IMAGE_ROUTE, ImageProxy, desk_html, upstream_html
 from aggregator.web.metrics import metrics_view
-from aggregator.web.public import PublicationCache, PublicViews
-from aggregator.web.review import ReviewViews, problem_page
-from aggregator.web.web_input import Problem, wants_json
+from aggregator.web.public import PublicationCache, PublicationRenderer, PublicViews
+from aggregator.web.review import ReviewViews
+from aggregator.web.web_input import wants_json
 
 TEMPLATES = Path(__file__).parent.parent / "templates"
 STATIC = Path(__file__).parent.parent / "static"
@@ -103,14 +97,7 @@ def routes(
         Route("/review/entries/{id:int}/retry", review.retry_entry, methods=["POST"]),
         Route("/review/entries/{id:int}/text", review.paste_entry_text, methods=["POST"]),
         # JSON API.
-        Route("/api/openapi.json", api.openapi),
-        Route("/api/drafts", api.list_drafts),
-        Route("/api/drafts/{id:int}", api.get_draft, methods=["GET"]),
-        Route("/api/drafts/{id:int}", api.update_draft, methods=["PATCH"]),
-        Route("/api/drafts/{id:int}/{action}", api.act, methods=["POST"]),
-        Route("/api/events", api.events),
-        Route("/api/entries", api.list_entries),
-        Route("/api/entries/{id:int}/retry", api.retry_entry, methods=["POST"]),
+        *api.routes(),  # each from its operation, as /api/openapi.json describes it
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
 
@@ -132,7 +119,13 @@ def create_app(
     )
     public_templates = make_templates(now, ui_language("", translation.target_language))
     auth = Auth(settings, store, clock=wall_clock)
-    cache = PublicationCache(store, float(settings.publish.cache_ttl), clock=clock)
+    cache = PublicationCache(
+        store,
+        float(settings.publish.cache_ttl),
+        PublicationRenderer(settings, store, public_templates),
+        Path(settings.publish.directory),
+        clock=clock,
+    )
     notifier = None
     if settings.publish.hub_url:
         notifier = HubNotifier(
@@ -142,21 +135,30 @@ def create_app(
             interval=HUB_CHECK_SECONDS,
         )
         notifier.start()
-    desk = Desk(settings, store, auth, cache, notifier, now)
-    public = PublicViews(settings, store, cache, public_templates, auth)
-    images = ImageProxy(desk)
+    desk = Desk(
+        settings,
+        store,
+        on_publication_change=cache.invalidate,
+        notifier=notifier,
+        now=now,
+        html_from_page=upstream_html,
+    )
+    public = PublicViews(settings, store, cache, auth)
+    review = ReviewViews(desk, auth, templates)
+    images = ImageProxy(settings, auth)
     app = AggregatorApp(
         cache.fresh,
         routes=routes(
-            public, ReviewViews(desk, templates), ApiViews(desk), metrics_view(store), images
+            public,
+            review,
+            ApiViews(desk, auth),
+            metrics_view(store),
+            images,
         ),
         exception_handlers={
-            Problem: lambda request, exc: _problem(templates, desk, request, exc),
-            AggregatorError: lambda request, exc: _problem(
-                templates, desk, request, _as_problem(exc)
-            ),
+            AggregatorError: lambda request, exc: _problem(review, request, error_answer(exc)),
             HTTPException: lambda request, exc: _problem(
-                templates, desk, request, Problem(exc.status_code, str(exc.detail))
+                review, request, (exc.status_code, str(exc.detail), dict(exc.headers or {}))
             ),
         },
     )
@@ -172,34 +174,20 @@ def hub_topics(settings: Settings, store: Store) -> list[str]:
     return topics + [f"{root}/feeds/sources/{slug}.atom" for slug in sorted(store.feed_slugs())]
 
 
-def _as_problem(error: Exception) -> Problem:
-    if isinstance(error, NotFoundError):
-        return Problem(404, str(error))
-    if isinstance(error, ConflictError | InvalidTransitionError):
-        return Problem(409, str(error))
-    if isinstance(error, InvalidEditError):
-        return Problem(422, str(error))
-    if isinstance(error, StorageError):
-        return Problem(503, f"the database is not available: {error}")
-    return Problem(500, f"the server failed: {error}")
-
-
-def _problem(templates: Environment, desk: Desk, request: Request, problem: Exception) -> Response:
-    assert isinstance(problem, Problem)
+def _problem(
+    review: ReviewViews, request: Request, answer: tuple[int, str, dict[str, str]]
+) -> Response:
+    status, message, headers = answer
     path = request.url.path
     if path.startswith("/api/") or wants_json(request):
         return JSONResponse(
-            {"error": problem.message, "status": problem.status},
-            status_code=problem.status,
-            headers={"Cache-Control": "no-store", **problem.headers},
+            {"error": message, "status": status},
+            status_code=status,
+            headers={"Cache-Control": "no-store", **headers},
         )
     if path.startswith("/review/"):
-        return problem_page(templates, desk, request, problem)
-    return PlainTextResponse(
-        f"{problem.status}: {problem.message}\n",
-        status_code=problem.status,
-        headers=problem.headers,
-    )
+        return review.problem_page(request, answer)
+    return PlainTextResponse(f"{status}: {message}\n", status_code=status, headers=headers)
 
 
 # ---------------------------------------------------------------- templates

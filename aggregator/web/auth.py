@@ -243,6 +243,7 @@ class Reviewer:
     via_token: bool = False
     scope: str = "write"  # what a token may do; a browser session may write
     role: str = "admin"  # an account's role; the shared password is a one-person install
+    credited: bool = True  # a login or a token names a person: the credit line may name them
 
 
 @dataclass(frozen=True)

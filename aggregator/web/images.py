@@ -18,21 +18,26 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, quote, urlsplit
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from aggregator.errors import BlockedURLError, FetchError
+from aggregator.config import Settings
+from aggregator.errors import (
+    BlockedURLError,
+    FetchError,
+    ForbiddenError,
+    NotAnImageError,
+    NotAuthenticatedError,
+    RequestError,
+)
 from aggregator.extraction.extract import sanitize
 from aggregator.polling.fetch import Fetcher
 from aggregator.untrusted import safe_http_url
-from aggregator.web.web_input import Problem
-
-if TYPE_CHECKING:  # the desk saves edits through ``upstream_html``
-    from aggregator.desk.service import Desk
+from aggregator.web.auth import Auth
+from aggregator.web.doors import session_reviewer
 
 IMAGE_ROUTE = "/review/images"
 MAX_IMAGE_BYTES = 5 * 1024 * 1024
@@ -94,9 +99,9 @@ def upstream_html(html: str) -> str:
 class ImageProxy:
     """``GET /review/images?src=URL`` for a logged-in reviewer."""
 
-    def __init__(self, desk: Desk) -> None:
-        self.desk = desk
-        self._settings = dataclasses.replace(desk.settings.fetch, max_body_bytes=MAX_IMAGE_BYTES)
+    def __init__(self, settings: Settings, auth: Auth) -> None:
+        self.auth = auth
+        self._settings = dataclasses.replace(settings.fetch, max_body_bytes=MAX_IMAGE_BYTES)
         self._fetcher: Fetcher | None = None
         self._lock = threading.Lock()
 
@@ -113,24 +118,23 @@ class ImageProxy:
                 self._fetcher = None
 
     async def image(self, request: Request) -> Response:
-        if self.desk.session_reviewer(request) is None:
-            raise Problem(401, "the desk's images are for logged-in reviewers")
+        if session_reviewer(self.auth, request) is None:
+            raise NotAuthenticatedError("the desk's images are for logged-in reviewers")
         raw = request.query_params.get("src", "")
         url = safe_http_url(raw)
         if url is None:
-            raise Problem(422, f"'src' must be an http or https URL, got {raw[:200]!r}")
+            raise RequestError(f"'src' must be an http or https URL, got {raw[:200]!r}")
         try:
             result = await run_in_threadpool(self.fetcher().get, url, accept=ACCEPT)
         except BlockedURLError as exc:
-            raise Problem(403, f"this image is not fetched: {exc}") from None
+            raise ForbiddenError(f"this image is not fetched: {exc}") from None
         except FetchError as exc:
-            raise Problem(502, f"the image at {url} could not be fetched: {exc}") from None
+            raise FetchError(f"the image at {url} could not be fetched: {exc}") from None
         declared = result.headers.get("content-type", "").split(";")[0].strip().lower()
         kind = sniff(result.body)
         if declared not in IMAGE_TYPES or kind != declared:
             said = declared or "no Content-Type"
-            raise Problem(
-                415,
+            raise NotAnImageError(
                 f"{url} is not an image the desk shows ({said}, content "
                 f"{kind or 'not a PNG, JPEG, GIF, WebP or AVIF image'}); "
                 f"allowed: {', '.join(IMAGE_TYPES)}",

@@ -8,7 +8,7 @@ no counter.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -55,97 +55,67 @@ class DatabaseCollector(Collector):
         yield from _families(overview)
 
 
+Samples = Callable[[Overview], Iterable[tuple[str, float]]]
+_Kind = type[GaugeMetricFamily | CounterMetricFamily]
+_G, _C = GaugeMetricFamily, CounterMetricFamily
+_SHOWN_FEED_STATUSES = [s.value for s in FeedStatus if s != FeedStatus.REMOVED]
+
+# Each family with one label: (kind, name, help, label, its samples from the overview).
+# fmt: off
+_LABELLED: tuple[tuple[_Kind, str, str, str, Samples], ...] = (
+    (_G, "aggregator_feeds", "Feeds by status", "status",
+     lambda o: ((s, sum(1 for f in o.feeds if f.status == s)) for s in _SHOWN_FEED_STATUSES)),
+    (_C, "aggregator_polls", "Polls of each feed", "feed",
+     lambda o: ((f.slug, f.polls) for f in o.feeds)),
+    (_C, "aggregator_poll_errors", "Polls of each feed that failed", "feed",
+     lambda o: ((f.slug, f.poll_errors) for f in o.feeds)),
+    (_G, "aggregator_feed_consecutive_errors",
+     "Failed polls in a row of each feed (0 once a poll succeeds)", "feed",
+     lambda o: ((f.slug, f.consecutive_errors) for f in o.feeds)),
+    (_G, "aggregator_entries", "Entries by state", "state",
+     lambda o: ((s.value, o.entries.get(s.value, 0)) for s in EntryState)),
+    (_G, "aggregator_drafts", "Drafts by status", "status",
+     lambda o: ((s.value, o.drafts.get(s.value, 0)) for s in DraftStatus)),
+    (_C, "aggregator_translation_requests", "Requests sent to each engine", "engine",
+     lambda o: ((e, t.requests) for e, t in o.engines.items())),
+    (_C, "aggregator_translation_characters", "Characters sent to each engine", "engine",
+     lambda o: ((e, t.characters) for e, t in o.engines.items())),
+    (_G, "aggregator_translation_characters_today",
+     "Characters sent to each engine this UTC day (what a daily budget counts)", "engine",
+     lambda o: ((e, t.characters) for e, t in o.engines_today.items())),
+    (_G, "aggregator_llm_tokens_today",
+     "Tokens (prompt and completion) each LLM engine used this UTC day", "engine",
+     lambda o: ((e, s.tokens) for e, s in o.spend_today.items())),
+    (_G, "aggregator_llm_cost_today",
+     "What each LLM engine cost this UTC day, at translation.llm's prices", "engine",
+     lambda o: ((e, s.cost) for e, s in o.spend_today.items())),
+    (_G, "aggregator_queue_depth",
+     "Work due now and not taken by any process: feeds to poll, entries per stage", "queue",
+     lambda o: o.due.items()),
+    (_G, "aggregator_queue_overdue_seconds",
+     "How long the most overdue item of each queue has been due", "queue",
+     lambda o: ((q, o.overdue_seconds.get(q, 0.0)) for q in o.due)),
+    (_G, "aggregator_oldest_pending_seconds",
+     "Age of the oldest entry still waiting for each stage (0 when none waits)", "queue",
+     lambda o: o.oldest_waiting_seconds.items()),
+    (_G, "aggregator_claims",
+     "Entries taken by a process: held (lease running) or expired (holder gone)", "state",
+     lambda o: [("held", o.claims_held), ("expired", o.claims_expired)]),
+)
+# fmt: on
+
+
 def _families(o: Overview) -> Iterator[Metric]:
-    feeds = GaugeMetricFamily("aggregator_feeds", "Feeds by status", labels=["status"])
-    for status in FeedStatus:
-        if status != FeedStatus.REMOVED:
-            feeds.add_metric([status.value], sum(1 for f in o.feeds if f.status == status.value))
-    yield feeds
-
-    polls = CounterMetricFamily("aggregator_polls", "Polls of each feed", labels=["feed"])
-    errors = CounterMetricFamily(
-        "aggregator_poll_errors", "Polls of each feed that failed", labels=["feed"]
-    )
-    consecutive = GaugeMetricFamily(
-        "aggregator_feed_consecutive_errors",
-        "Failed polls in a row of each feed (0 once a poll succeeds)",
-        labels=["feed"],
-    )
-    for feed in o.feeds:
-        polls.add_metric([feed.slug], feed.polls)
-        errors.add_metric([feed.slug], feed.poll_errors)
-        consecutive.add_metric([feed.slug], feed.consecutive_errors)
-    yield polls
-    yield errors
-    yield consecutive
-
-    entries = GaugeMetricFamily("aggregator_entries", "Entries by state", labels=["state"])
-    for state in EntryState:
-        entries.add_metric([state.value], o.entries.get(state.value, 0))
-    yield entries
+    for kind, name, documentation, label, samples in _LABELLED:
+        family = kind(name, documentation, labels=[label])
+        for key, number in samples(o):
+            family.add_metric([key], number)
+        yield family
     yield GaugeMetricFamily(
         "aggregator_entries_failing",
         "Entries waiting for a stage whose last attempt failed (retried with backoff)",
         value=o.failing_entries,
     )
-
-    drafts = GaugeMetricFamily("aggregator_drafts", "Drafts by status", labels=["status"])
-    for draft_status in DraftStatus:
-        drafts.add_metric([draft_status.value], o.drafts.get(draft_status.value, 0))
-    yield drafts
-
-    requests = CounterMetricFamily(
-        "aggregator_translation_requests", "Requests sent to each engine", labels=["engine"]
-    )
-    characters = CounterMetricFamily(
-        "aggregator_translation_characters", "Characters sent to each engine", labels=["engine"]
-    )
-    for engine, totals in o.engines.items():
-        requests.add_metric([engine], totals.requests)
-        characters.add_metric([engine], totals.characters)
-    yield requests
-    yield characters
-    today = GaugeMetricFamily(
-        "aggregator_translation_characters_today",
-        "Characters sent to each engine this UTC day (what a daily budget counts)",
-        labels=["engine"],
-    )
-    for engine, totals in o.engines_today.items():
-        today.add_metric([engine], totals.characters)
-    yield today
-
-    depth = GaugeMetricFamily(
-        "aggregator_queue_depth",
-        "Work due now and not taken by any process: feeds to poll, entries per stage",
-        labels=["queue"],
-    )
-    overdue = GaugeMetricFamily(
-        "aggregator_queue_overdue_seconds",
-        "How long the most overdue item of each queue has been due",
-        labels=["queue"],
-    )
-    for queue, count in o.due.items():
-        depth.add_metric([queue], count)
-        overdue.add_metric([queue], o.overdue_seconds.get(queue, 0.0))
-    yield depth
-    yield overdue
-    oldest = GaugeMetricFamily(
-        "aggregator_oldest_pending_seconds",
-        "Age of the oldest entry still waiting for each stage (0 when none waits)",
-        labels=["queue"],
-    )
-    for queue, seconds in o.oldest_waiting_seconds.items():
-        oldest.add_metric([queue], seconds)
-    yield oldest
-
-    claims = GaugeMetricFamily(
-        "aggregator_claims",
-        "Entries taken by a process: held (lease running) or expired (holder gone)",
-        labels=["state"],
-    )
-    claims.add_metric(["held"], o.claims_held)
-    claims.add_metric(["expired"], o.claims_expired)
-    yield claims
 
 
 def registry_for(store: Store, clock: Callable[[], datetime] = utc_now) -> CollectorRegistry:

@@ -1,414 +1,70 @@
-"""The OpenAPI 3.1 document of /api/, written out by hand: it is the API's contract, and
-the tests check every answer of the real API against the schemas here."""
+"""The OpenAPI 3.1 document of /api/, built from the API's operations (``Operation``) and
+their pydantic models (``api_models``): every schema in it is the JSON Schema of a model
+that validates requests or describes answers, so the document cannot say one thing while
+the API does another."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
+
 from aggregator import __version__
-from aggregator.config import Settings
-from aggregator.desk.entries import ENTRY_FIELDS
+from aggregator.web.api_models import Error
 
-_NULLABLE_STRING = {"type": ["string", "null"]}
-_NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-_ERRORS = {
-    "401": {"$ref": "#/components/responses/Unauthorized"},
-    "422": {"$ref": "#/components/responses/Unprocessable"},
+REFS = "#/components/schemas/{model}"
+# Why a request is refused, by status: the components' responses, all of them an Error.
+REFUSALS = {
+    401: ("Unauthorized", "No valid token or session."),
+    403: ("Forbidden", "A read-only token, a session write without its CSRF token."),
+    404: ("NotFound", "No such draft or entry."),
+    409: (
+        "Conflict",
+        "The draft changed since the version you sent, or the action does not apply to its "
+        "status. Nothing was written.",
+    ),
+    413: ("TooLarge", "The body is larger than [review] max_body_bytes."),
+    422: ("Unprocessable", "The request cannot be read or is not valid; the error names why."),
 }
-_WRITE_ERRORS = {
-    **_ERRORS,
-    "403": {"$ref": "#/components/responses/Forbidden"},
-    "404": {"$ref": "#/components/responses/NotFound"},
-    "409": {"$ref": "#/components/responses/Conflict"},
-    "413": {"$ref": "#/components/responses/TooLarge"},
-}
-_DRAFT_ID = {
-    "name": "id",
-    "in": "path",
-    "required": True,
-    "schema": {"type": "integer", "minimum": 1},
-}
-_IF_MATCH = {
-    "name": "If-Match",
-    "in": "header",
-    "required": False,
-    "description": 'The version you saw, as the ETag of GET (`"v3"`); or a `version` field.',
-    "schema": {"type": "string"},
-}
-
-SCHEMAS: dict[str, Any] = {
-    "Error": {
-        "type": "object",
-        "required": ["error", "status"],
-        "properties": {"error": {"type": "string"}, "status": {"type": "integer"}},
-    },
-    "DraftSummary": {
-        "type": "object",
-        "required": [
-            "id",
-            "status",
-            "version",
-            "title",
-            "original_title",
-            "original_url",
-            "author",
-            "feed",
-            "feed_slug",
-            "created_at",
-            "updated_at",
-            "approved_at",
-            "reviewed_by",
-            "warnings",
-            "stale",
-            "article_url",
-        ],
-        "properties": {
-            "id": {"type": "integer"},
-            "status": {"enum": ["pending", "approved", "rejected", "withdrawn"]},
-            "version": {"type": "integer", "description": "Send it back with every change."},
-            "title": {"type": "string", "description": "French title."},
-            "original_title": {"type": "string"},
-            "original_url": _NULLABLE_STRING,
-            "author": {**_NULLABLE_STRING, "description": "The original author."},
-            "feed": {"type": "string"},
-            "feed_slug": {"type": "string"},
-            "created_at": {"type": "string", "format": "date-time"},
-            "updated_at": {"type": "string", "format": "date-time"},
-            "approved_at": _NULLABLE_TIME,
-            "reviewed_by": _NULLABLE_STRING,
-            "warnings": {"type": "array", "items": {"type": "string"}},
-            "stale": {
-                "type": "boolean",
-                "description": "Approved, and the original changed since: look again.",
-            },
-            "article_url": _NULLABLE_STRING,
-            "published": {
-                "type": "boolean",
-                "description": "A version is in the feeds (while a redraft of a published "
-                "article waits for review: the one approved before).",
-            },
-            "withdrawn_at": _NULLABLE_TIME,
-        },
-    },
-    "EditFlag": {
-        "type": "object",
-        "description": "An edit kept over a redraft although its original changed.",
-        "required": ["part", "index", "text", "old_source", "new_source", "flagged_at"],
-        "properties": {
-            "part": {"type": "string"},
-            "index": {"type": ["integer", "null"]},
-            "text": {"type": "string"},
-            "old_source": {"type": "string", "description": "The original the edit was made on."},
-            "new_source": {"type": "string", "description": "The original as it is now."},
-            "flagged_at": {"type": "string", "format": "date-time"},
-        },
-    },
-    "Block": {
-        "type": "object",
-        "required": ["index", "tag", "original_html", "french_html"],
-        "properties": {
-            "index": {"type": "integer"},
-            "tag": {"type": "string"},
-            "original_html": {"type": "string"},
-            "french_html": {"type": "string"},
-        },
-    },
-    "Event": {
-        "type": "object",
-        "required": ["action", "actor", "detail", "at"],
-        "properties": {
-            "action": {"type": "string"},
-            "actor": {"type": "string"},
-            "detail": _NULLABLE_STRING,
-            "at": {"type": "string", "format": "date-time"},
-            "draft_id": {"type": "integer"},
-            "draft_title": {"type": "string"},
-        },
-    },
-    "Draft": {
-        "allOf": [
-            _ref("DraftSummary"),
-            {
-                "type": "object",
-                "required": [
-                    "body_html",
-                    "credit_html",
-                    "published_at",
-                    "engine",
-                    "source_language",
-                    "target_language",
-                    "source_changed_at",
-                    "blocks",
-                    "source_changes",
-                    "events",
-                ],
-                "properties": {
-                    "body_html": {"type": "string", "description": "French body (HTML)."},
-                    "credit_html": {"type": "string"},
-                    "published_at": _NULLABLE_TIME,
-                    "engine": {"type": "string"},
-                    "source_language": {"type": "string"},
-                    "target_language": {"type": "string"},
-                    "source_changed_at": _NULLABLE_TIME,
-                    "blocks": {"type": "array", "items": _ref("Block")},
-                    "source_changes": {
-                        "type": ["array", "null"],
-                        "items": {
-                            "type": "object",
-                            "required": ["kind", "text"],
-                            "properties": {
-                                "kind": {"enum": ["same", "removed", "added"]},
-                                "text": {"type": "string"},
-                            },
-                        },
-                    },
-                    "events": {"type": "array", "items": _ref("Event")},
-                    "edited": {
-                        "type": "array",
-                        "items": {"type": "string"},
-                        "description": 'Parts changed by an editor ("title", "block N" from 1, '
-                        '"body"), kept over every redraft.',
-                    },
-                    "edit_flags": {"type": "array", "items": _ref("EditFlag")},
-                    "review_policy": {"enum": ["manual"]},
-                },
-            },
-        ]
-    },
-    "DraftList": {
-        "type": "object",
-        "required": ["drafts", "total", "limit", "offset"],
-        "properties": {
-            "drafts": {"type": "array", "items": _ref("DraftSummary")},
-            "total": {"type": "integer"},
-            "limit": {"type": "integer"},
-            "offset": {"type": "integer"},
-        },
-    },
-    "EventList": {
-        "type": "object",
-        "required": ["events"],
-        "properties": {"events": {"type": "array", "items": _ref("Event")}},
-    },
-    "DraftUpdate": {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "version": {"type": "integer"},
-            "title": {"type": "string", "minLength": 1, "maxLength": 500},
-            "body_html": {"type": "string", "description": "Sanitized when saved."},
-            "blocks": {
-                "type": "array",
-                "minItems": 1,
-                "items": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["index", "html"],
-                    "properties": {
-                        "index": {"type": "integer", "minimum": 0},
-                        "html": {"type": "string", "description": "Inline HTML only."},
-                    },
-                },
-            },
-        },
-    },
-    "Entry": {
-        "type": "object",
-        "required": list(ENTRY_FIELDS),  # what the CLI's --json promises too
-        "properties": {
-            "id": {"type": "integer"},
-            "feed": {"type": "string"},
-            "title": {"type": "string", "description": "The original title."},
-            "url": {**_NULLABLE_STRING, "description": "The original article."},
-            "state": {
-                "enum": ["skipped", "failing", "pending", "drafted"],
-                "description": "skipped: not translated (see reason); failing: the last "
-                "attempt failed (see last_error), retried at next_attempt_at.",
-            },
-            "reason": {**_NULLABLE_STRING, "description": "Why a skipped entry was skipped."},
-            "attempts": {"type": "integer"},
-            "last_error": _NULLABLE_STRING,
-            "next_attempt_at": _NULLABLE_TIME,
-            "feed_slug": {"type": "string"},
-            "stage": {"enum": ["new", "extracted", "drafted", "skipped"]},
-            "published_at": _NULLABLE_TIME,
-            "updated_at": {"type": "string", "format": "date-time"},
-            "full_text_source": _NULLABLE_STRING,
-            "draft_id": {"type": ["integer", "null"]},
-        },
-    },
-    "EntryList": {
-        "type": "object",
-        "required": ["entries", "total", "limit", "offset"],
-        "properties": {
-            "entries": {"type": "array", "items": _ref("Entry")},
-            "total": {"type": "integer"},
-            "limit": {"type": "integer"},
-            "offset": {"type": "integer"},
-        },
-    },
-    "VersionOnly": {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {"version": {"type": "integer"}},
-    },
-}
+READING = (401, 422)
+WRITING = (401, 403, 404, 409, 413, 422)
+_PATH_PARAMETER = re.compile(r"\{(\w+)\}")
 
 
-def _error(description: str) -> dict[str, Any]:
-    return _json(_ref("Error"), description)
+@dataclass(frozen=True)
+class Operation:
+    """One operation of the API, as the router serves it and the document describes it.
+
+    ``answer``: the 200 body (None: a document, not a model). ``versioned``: the answer is a
+    draft, with its version as ETag, and a write takes the version seen as If-Match.
+    """
+
+    method: str
+    path: str  # as documented, "/api/drafts/{id}"; every path parameter is a row id
+    name: str
+    summary: str
+    answer: type[BaseModel] | None
+    query: type[BaseModel] | None = None
+    body: type[BaseModel] | None = None
+    body_required: bool = True
+    refusals: tuple[int, ...] = READING
+    versioned: bool = False
+    public: bool = False
+
+    @property
+    def writes(self) -> bool:
+        return self.method != "GET"
 
 
-def openapi_document(settings: Settings) -> dict[str, Any]:
-    draft_response = {
-        **_json(_ref("Draft"), "The draft, as it is now."),
-        "headers": {"ETag": {"schema": {"type": "string"}, "description": '"v" + version'}},
-    }
-    actions = {
-        "approve": "Approve a pending draft: it is published, credited to you.",
-        "reject": "Reject a pending draft: it is never published and never comes back.",
-        "retranslate": "Send the draft back to translation; it becomes pending (a published "
-        "version stays in the feeds until the new one is approved).",
-        "withdraw": "Take a published draft out of the feeds; /articles/{id} then answers "
-        "410 Gone.",
-        "acknowledge": "Keep a stale draft's translation after looking at what changed.",
-    }
-    paths: dict[str, Any] = {
-        "/api/drafts": {
-            "get": {
-                "operationId": "listDrafts",
-                "summary": "Drafts of one status, newest first.",
-                "parameters": [
-                    {
-                        "name": "status",
-                        "in": "query",
-                        "schema": {
-                            "enum": ["pending", "approved", "rejected", "withdrawn", "all"],
-                            "default": "pending",
-                        },
-                    },
-                    {"name": "feed", "in": "query", "schema": {"type": "string"}},
-                    {
-                        "name": "limit",
-                        "in": "query",
-                        "schema": {"type": "integer", "minimum": 1, "maximum": 200},
-                    },
-                    {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
-                ],
-                "responses": {"200": _json(_ref("DraftList"), "Drafts."), **_ERRORS},
-            }
-        },
-        "/api/drafts/{id}": {
-            "parameters": [_DRAFT_ID],
-            "get": {
-                "operationId": "getDraft",
-                "summary": "One draft: French and original block by block, history.",
-                "responses": {
-                    "200": draft_response,
-                    "404": {"$ref": "#/components/responses/NotFound"},
-                    **_ERRORS,
-                },
-            },
-            "patch": {
-                "operationId": "updateDraft",
-                "summary": "Change the title, the whole body or some blocks.",
-                "parameters": [_IF_MATCH],
-                "requestBody": {
-                    "required": True,
-                    "content": {"application/json": {"schema": _ref("DraftUpdate")}},
-                },
-                "responses": {"200": draft_response, **_WRITE_ERRORS},
-            },
-        },
-        "/api/events": {
-            "get": {
-                "operationId": "listEvents",
-                "summary": "The audit trail: who did what to which draft, newest first.",
-                "parameters": [
-                    {
-                        "name": "limit",
-                        "in": "query",
-                        "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
-                    }
-                ],
-                "responses": {"200": _json(_ref("EventList"), "Events."), **_ERRORS},
-            }
-        },
-        "/api/entries": {
-            "get": {
-                "operationId": "listEntries",
-                "summary": "Entries of one state, newest first: skipped ones with their reason "
-                "(members-only posts among them), failing ones with their last error.",
-                "parameters": [
-                    {
-                        "name": "state",
-                        "in": "query",
-                        "schema": {
-                            "enum": ["skipped", "failing", "pending", "drafted", "all"],
-                            "default": "all",
-                        },
-                    },
-                    {
-                        "name": "feed",
-                        "in": "query",
-                        "description": "A feed's name, slug or URL.",
-                        "schema": {"type": "string"},
-                    },
-                    {
-                        "name": "limit",
-                        "in": "query",
-                        "schema": {"type": "integer", "minimum": 1, "maximum": 200},
-                    },
-                    {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
-                ],
-                "responses": {"200": _json(_ref("EntryList"), "Entries."), **_ERRORS},
-            }
-        },
-        "/api/entries/{id}/retry": {
-            "parameters": [_DRAFT_ID],
-            "post": {
-                "operationId": "retryEntry",
-                "summary": "Take a skipped, failing or pending entry again at the next pass "
-                "(a skipped one from its full text). 409 when it already has a draft.",
-                "responses": {
-                    "200": _json(_ref("Entry"), "The entry, as it is now."),
-                    **_WRITE_ERRORS,
-                },
-            },
-        },
-        "/api/openapi.json": {
-            "get": {
-                "operationId": "openapi",
-                "summary": "This document.",
-                "security": [],
-                "responses": {"200": {"description": "OpenAPI 3.1 document."}},
-            }
-        },
-    }
-    for action, summary in actions.items():
-        paths[f"/api/drafts/{{id}}/{action}"] = {
-            "parameters": [_DRAFT_ID],
-            "post": {
-                "operationId": f"{action}Draft",
-                "summary": summary,
-                "parameters": [_IF_MATCH],
-                "requestBody": {
-                    "required": False,
-                    "content": {"application/json": {"schema": _ref("VersionOnly")}},
-                },
-                "responses": {"200": draft_response, **_WRITE_ERRORS},
-            },
-        }
+def openapi_document(operations: Sequence[Operation], base_url: str) -> dict[str, Any]:
+    refs, schemas = _schemas(operations)
+    paths: dict[str, dict[str, Any]] = {}
+    for op in operations:
+        paths.setdefault(op.path, {})[op.method.lower()] = _operation(op, refs)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -420,7 +76,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                 "and the other gets 409 with nothing written."
             ),
         },
-        "servers": [{"url": settings.server.base_url.rstrip("/")}],
+        "servers": [{"url": base_url.rstrip("/")}],
         "security": [{"bearer": []}, {"session": []}],
         "paths": paths,
         "components": {
@@ -433,17 +89,81 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                     "description": "Review session; writes also need the X-CSRF-Token header.",
                 },
             },
-            "schemas": SCHEMAS,
+            "schemas": schemas,
             "responses": {
-                "Unauthorized": _error("No valid token or session."),
-                "Forbidden": _error("Session write without its CSRF token, or cross-site."),
-                "NotFound": _error("No such draft."),
-                "Conflict": _error(
-                    "The draft changed since the version you sent, or the action does not "
-                    "apply to its status. Nothing was written."
-                ),
-                "TooLarge": _error("The body is larger than [review] max_body_bytes."),
-                "Unprocessable": _error("The request cannot be read or is not valid."),
+                name: _json(refs[Error], description) for name, description in REFUSALS.values()
             },
         },
     }
+
+
+Refs = dict[type[BaseModel], dict[str, Any]]
+
+
+def _schemas(operations: Sequence[Operation]) -> tuple[Refs, dict[str, Any]]:
+    """Each model's reference, and the schemas of all of them (with those they hold)."""
+    modes: dict[type[BaseModel], JsonSchemaMode] = {Error: "serialization"}
+    for op in operations:
+        if op.answer is not None:
+            modes[op.answer] = "serialization"
+        if op.body is not None:
+            modes[op.body] = "validation"
+    keyed, document = models_json_schema(list(modes.items()), ref_template=REFS)
+    refs = {model: dict(keyed[model, mode]) for model, mode in modes.items()}
+    return refs, document["$defs"]
+
+
+def _operation(op: Operation, refs: Refs) -> dict[str, Any]:
+    parameters: list[dict[str, Any]] = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
+        for name in _PATH_PARAMETER.findall(op.path)
+    ]
+    if op.query is not None:
+        schema = op.query.model_json_schema(ref_template=REFS)
+        for name, field in schema["properties"].items():
+            field.pop("title", None)
+            description = field.pop("description", None)
+            parameters.append(
+                {"name": name, "in": "query", "schema": field}
+                | ({"description": description} if description else {})
+            )
+    if op.versioned and op.writes:
+        parameters.append(
+            {
+                "name": "If-Match",
+                "in": "header",
+                "required": False,
+                "description": 'The version you saw, as the ETag of GET (`"v3"`); or a '
+                "`version` field.",
+                "schema": {"type": "string"},
+            }
+        )
+    answer: dict[str, Any] = (
+        _json(refs[op.answer], "The draft, as it is now." if op.versioned else "The answer.")
+        if op.answer is not None
+        else {"description": "OpenAPI 3.1 document."}
+    )
+    if op.versioned:
+        answer["headers"] = {"ETag": {"schema": {"type": "string"}, "description": '"v" + version'}}
+    operation: dict[str, Any] = {
+        "operationId": op.name,
+        "summary": op.summary,
+        "parameters": parameters,
+        "responses": {
+            "200": answer,
+            **{
+                str(status): {"$ref": f"#/components/responses/{REFUSALS[status][0]}"}
+                for status in op.refusals
+            },
+        },
+    }
+    if op.body is not None:
+        operation["requestBody"] = {"required": op.body_required, **_json(refs[op.body])}
+    if op.public:
+        operation["security"] = []
+    return operation
+
+
+def _json(schema: dict[str, Any], description: str | None = None) -> dict[str, Any]:
+    described = {"description": description} if description else {}
+    return {**described, "content": {"application/json": {"schema": schema}}}

@@ -1,10 +1,12 @@
 """The public side: published feeds and article pages, served from rendered bytes.
 
-Nothing is queried or rendered per request. Each representation (body, its gzip, ETag,
-Last-Modified, headers) is rendered once and kept until the publication changes. Whether it
-changed is one cheap query (``Store.publication_stamp``) at most every ``[publish]
-cache_ttl`` seconds, since other processes may write to the same database; a review action
-in this process invalidates at once.
+Nothing is queried or rendered per request. When the publication changes, every public
+resource (the feeds and their pages, the per-source feeds, the home page and its pages, the
+article pages, the withdrawn articles' 410 pages) is rendered once, written to the
+publication directory (``publishing.directory``) for any web server to serve, and kept here
+to answer from. Whether it changed is one cheap query (``Store.publication_stamp``) at most
+every ``[publish] cache_ttl`` seconds, since other processes may write to the same
+database; a review action in this process invalidates at once.
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import anyio.to_thread
 from jinja2 import Environment
@@ -21,8 +23,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from aggregator.config import Settings
-from aggregator.errors import NotFoundError
 from aggregator.extraction.extract import sanitize
+from aggregator.publishing.directory import Page, PublicationDirectory
 from aggregator.publishing.publish import (
     FORMATS,
     Channel,
@@ -32,13 +34,11 @@ from aggregator.publishing.publish import (
     source_label,
     summary_text,
 )
-from aggregator.publishing.representation import Representation, answer_to, represent
+from aggregator.publishing.representation import Representation, answer_to
 from aggregator.store import Store
 from aggregator.store.snapshots import DraftView, PublicationStamp
-from aggregator.untrusted import is_row_id
 from aggregator.web.auth import Auth
 
-MAX_CACHED = 1024
 # The published feeds as the home page announces them (autodiscovery and its footer).
 HOME_FEEDS = (
     ("atom", "application/atom+xml", "Atom"),
@@ -46,6 +46,7 @@ HOME_FEEDS = (
     ("json", "application/feed+json", "JSON Feed"),
 )
 NOT_FOUND_MAX_AGE = 60
+HTML = "text/html; charset=utf-8"
 # An article page is the public republished article: its images stay where the original put
 # them (copying them would be republishing them too), but the page's Referrer-Policy is
 # no-referrer, so upstream hosts do not learn which page a reader is on. The review desk
@@ -54,37 +55,38 @@ ARTICLE_POLICY = (
     "default-src 'none'; img-src https: http:; style-src 'self'; base-uri 'none'; "
     "form-action 'none'; frame-ancestors 'none'"
 )
+PAGE_HEADERS = {"Content-Security-Policy": ARTICLE_POLICY, "Referrer-Policy": "no-referrer"}
 
 
 def send(request: Request, rep: Representation) -> Response:
-    """The representation, or 304 when the client's copy is current (the slow path: the
-    same answer the cached paths give when the representation was already cached)."""
+    """The representation, or 304 when the client's copy is current (the routed path: the
+    same answer ``AggregatorApp`` gives before routing)."""
     answer = answer_to(rep, request.headers.raw)
     response = Response(answer.body, status_code=answer.status)
     response.raw_headers = list(answer.headers)
     return response
 
 
-Render = Callable[[PublicationStamp], Representation]
-
-
 class PublicationCache:
-    """Rendered representations, dropped whenever the publication stamp changes."""
+    """The current publication by request key, rendered again whenever the stamp changes."""
 
     def __init__(
         self,
         store: Store,
         ttl: float,
+        render: Callable[[PublicationStamp], Iterator[Page]],
+        directory: Path,
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         self.ttl = ttl
+        self.render = render
+        self.directory = PublicationDirectory(directory)
         self.clock = clock
         self.stamp: PublicationStamp | None = None
         self.checked_at = -math.inf
-        self.generation = 0
-        self.items: OrderedDict[str, Representation] = OrderedDict()
+        self.items: dict[str, Representation] = {}
         self._lock = threading.Lock()
 
     def invalidate(self) -> None:
@@ -92,65 +94,175 @@ class PublicationCache:
         self.checked_at = -math.inf
 
     def check(self) -> bool:
-        """Ask the database whether the publication changed; True if it did."""
-        stamp = self.store.publication_stamp()
+        """Ask the database whether the publication changed; if it did, render and write
+        the new one (one at a time) and serve it. True if it changed."""
         with self._lock:
+            self.checked_at = self.clock()
+            stamp = self.store.publication_stamp()
             if stamp == self.stamp:
                 return False
-            self.stamp = stamp
-            self.generation += 1
-            self.items.clear()
+            items = self.directory.publish(self.render(stamp), stamp.changed_at)
+            # One assignment: a request sees the old publication or the new one.
+            self.items, self.stamp = items, stamp
         return True
 
     async def _revalidate(self) -> None:
         now = self.clock()
-        if now - self.checked_at < self.ttl:
+        if now - self.checked_at < self.ttl and self.stamp is not None:
             return
-        # Requests that arrive during the check are served what is cached: at most one
+        # Requests that arrive during the check are served what is published: at most one
         # check runs at a time, and it is the only wait.
         self.checked_at = now
         await anyio.to_thread.run_sync(self.check)
 
     def fresh(self, key: str) -> Representation | None:
-        """The cached representation if the cache is within its TTL; never waits."""
+        """The published representation if the cache is within its TTL; never waits."""
         if self.clock() - self.checked_at >= self.ttl:
             return None
         return self.items.get(key)
 
-    async def get(self, key: str, render: Render) -> Representation:
+    async def get(self, key: str) -> Representation | None:
         await self._revalidate()
-        rep = self.items.get(key)
-        if rep is not None:
-            return rep
-        generation, stamp = self.generation, self.stamp
-        assert stamp is not None
-        rep = await anyio.to_thread.run_sync(render, stamp)
-        with self._lock:
-            # A 404 is not kept: asking for many missing pages must not evict the feeds.
-            if generation == self.generation and rep.status == 200:
-                self.items[key] = rep
-                while len(self.items) > MAX_CACHED:
-                    self.items.popitem(last=False)
-        return rep
+        if self.stamp is None:  # the first publication is being rendered by another request
+            await anyio.to_thread.run_sync(self.check)
+        return self.items.get(key)
+
+    def last_page(self, path: str) -> int:
+        """The last page of a paged resource of the current publication."""
+        page = 1
+        while f"{path}?page={page + 1}" in self.items:
+            page += 1
+        return page
+
+
+class PublicationRenderer:
+    """Every public resource of one publication, as pages to write and serve."""
+
+    def __init__(self, settings: Settings, store: Store, templates: Environment) -> None:
+        self.settings = settings
+        self.store = store
+        self.templates = templates
+        self.max_age = int(settings.publish.max_age)
+
+    def __call__(self, stamp: PublicationStamp) -> Iterator[Page]:
+        slugs = self.store.feed_slugs()
+        for fmt in FORMATS:
+            yield from self._feed(f"/feeds/published.{fmt}", fmt, None, slugs)
+            for slug in slugs:
+                yield from self._feed(f"/feeds/sources/{slug}.{fmt}", fmt, slug, slugs)
+        yield from self._home(slugs)
+        total = self.store.published_count()
+        for draft in self.store.published(total):
+            yield self._article(draft)
+        for draft in self.store.list_drafts():
+            if not draft.published and draft.withdrawn_at is not None:
+                yield self._withdrawn(draft)
+
+    def _feed(self, path: str, fmt: str, slug: str | None, slugs: dict[str, str]) -> Iterator[Page]:
+        """Every page of a published feed (all sources, or the one named by ``slug``)."""
+        size = self.settings.publish.max_entries
+        title = self.settings.server.title
+        if slug is not None:
+            feed_title = self.store.feed_title_by_slug(slug) or ""
+            title = f"{title} — {source_label(slugs[slug], feed_title)}"
+        last_page = max(1, math.ceil(self.store.published_count(feed_slug=slug) / size))
+        media_type, render = FORMATS[fmt]
+        for page in range(1, last_page + 1):
+            drafts = self.store.published(size, feed_slug=slug, offset=(page - 1) * size)
+            channel = Channel(
+                self.settings.server.base_url,
+                path,
+                title,
+                subtitle="Newsletters anglaises traduites en français, avec leur source",
+                hub_url=self.settings.publish.hub_url or None,
+                page=page,
+                last_page=last_page,
+            )
+            yield Page(
+                page_key(path, page),
+                render(channel, drafts),
+                f"{media_type}; charset=utf-8",
+                self.max_age,
+            )
+
+    def _home(self, slugs: dict[str, str]) -> Iterator[Page]:
+        """The public French home page: what is published, newest first, paged."""
+        size = self.settings.publish.home_page_size
+        last_page = max(1, math.ceil(self.store.published_count() / size))
+        title = self.settings.server.title
+        feeds = [
+            {
+                "type": media_type,
+                "title": f"{title} ({label})",
+                "label": label,
+                "href": f"/feeds/published.{fmt}",
+                "main": True,
+            }
+            for fmt, media_type, label in HOME_FEEDS
+        ]
+        # One Atom feed per source that has something published, for readers who follow
+        # one newsletter only.
+        for slug, name in sorted(slugs.items(), key=lambda item: item[1]):
+            if self.store.published_count(feed_slug=slug):
+                source_title = self.store.feed_title_by_slug(slug) or name
+                feeds.append(
+                    {
+                        "type": "application/atom+xml",
+                        "title": f"{title} — {source_title}",
+                        "label": source_title,
+                        "href": f"/feeds/sources/{slug}.atom",
+                        "main": False,
+                    }
+                )
+        for page in range(1, last_page + 1):
+            drafts = self.store.published(size, offset=(page - 1) * size)
+            html = self.templates.get_template("home.html").render(
+                site_title=title,
+                articles=[(draft, summary_text(draft)) for draft in drafts],
+                page=page,
+                last_page=last_page,
+                feeds=feeds,
+                page_url=lambda number: "/" if number == 1 else f"/?page={number}",
+                french_date=french_date,
+            )
+            yield Page(
+                page_key("/", page), html.encode("utf-8"), HTML, self.max_age, extra=PAGE_HEADERS
+            )
+
+    def _article(self, draft: DraftView) -> Page:
+        page = self.templates.get_template("article.html").render(
+            draft=draft,
+            body=sanitize(draft.body_html),
+            credit=credit_html(draft),
+            site_title=self.settings.server.title,
+        )
+        return Page(
+            f"/articles/{draft.id}", page.encode("utf-8"), HTML, self.max_age, extra=PAGE_HEADERS
+        )
+
+    def _withdrawn(self, draft: DraftView) -> Page:
+        """410 Gone: the article was published here, then withdrawn by an editor."""
+        page = self.templates.get_template("withdrawn.html").render(
+            draft=draft, site_title=self.settings.server.title
+        )
+        return Page(
+            f"/articles/{draft.id}",
+            page.encode("utf-8"),
+            HTML,
+            NOT_FOUND_MAX_AGE,
+            status=410,
+            extra=PAGE_HEADERS,
+        )
 
 
 class PublicViews:
     """GET-only views of what is published; all of them answer from the cache."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        store: Store,
-        cache: PublicationCache,
-        templates: Environment,
-        auth: Auth,
-    ) -> None:
+    def __init__(self, settings: Settings, store: Store, cache: PublicationCache, auth: Auth):
         self.settings = settings
         self.store = store
         self.cache = cache
-        self.templates = templates
         self.auth = auth
-        self.max_age = int(settings.publish.max_age)
 
     # ------------------------------------------------------------ views
 
@@ -163,40 +275,37 @@ class PublicViews:
         fmt = request.path_params["format"]
         if fmt not in FORMATS:
             return _not_found("no such feed: the published feed is .atom, .rss or .json")
-        return await self._feed(request, f"/feeds/published.{fmt}", fmt, None)
+        return await self._paged(request, f"/feeds/published.{fmt}")
 
     async def source(self, request: Request) -> Response:
         slug, _, fmt = request.path_params["name"].rpartition(".")
         if fmt not in FORMATS or not slug:
             return _not_found("no such feed: a source's feed is /feeds/sources/SLUG.atom")
-        return await self._feed(request, f"/feeds/sources/{slug}.{fmt}", fmt, slug)
-
-    async def _feed(self, request: Request, path: str, fmt: str, slug: str | None) -> Response:
-        """One page of a published feed (all sources, or the one named by ``slug``)."""
-        page = _page_number(request)
-        if page is None:
-            return _unprocessable("'page' must be a whole number from 1")
-        rep = await self.cache.get(
-            _feed_key(path, page),
-            lambda stamp: self._render_feed(stamp, path, fmt, page, slug),
+        return await self._paged(
+            request, f"/feeds/sources/{slug}.{fmt}", f"source feed called {slug!r}"
         )
-        return send(request, rep)
 
     async def home(self, request: Request) -> Response:
         """The public French home page: what is published, newest first, paged."""
+        return await self._paged(request, "/")
+
+    async def _paged(self, request: Request, path: str, what: str = "") -> Response:
+        """One page of a paged resource: a feed (all sources, or one) or the home page."""
         page = _page_number(request)
         if page is None:
             return _unprocessable("'page' must be a whole number from 1")
-        rep = await self.cache.get(
-            _feed_key("/", page), lambda stamp: self._render_home(stamp, page)
-        )
-        return send(request, rep)
+        rep = await self.cache.get(page_key(path, page))
+        if rep is not None:
+            return send(request, rep)
+        if what and path not in self.cache.items:
+            return _not_found(f"no {what}")
+        last = self.cache.last_page(path)
+        return _not_found(f"page {page} does not exist: the last is {last}")
 
     async def article(self, request: Request) -> Response:
-        draft_id = request.path_params["id"]
-        rep = await self.cache.get(
-            request.url.path, lambda stamp: self._render_article(stamp, draft_id)
-        )
+        rep = await self.cache.get(request.url.path)
+        if rep is None:
+            return _not_found("no published article with this id")
         return send(request, rep)
 
     def drafts_feed(self, request: Request) -> Response:
@@ -247,140 +356,10 @@ class PublicViews:
             },
         )
 
-    # ------------------------------------------------------------ rendering (threads)
 
-    def _render_feed(
-        self, stamp: PublicationStamp, path: str, fmt: str, page: int, slug: str | None
-    ) -> Representation:
-        size = self.settings.publish.max_entries
-        title = self.settings.server.title
-        if slug is not None:
-            feed_title = self.store.feed_title_by_slug(slug)
-            if feed_title is None:
-                return self._missing(stamp, f"no source feed called {slug!r}")
-            name = self.store.feed_slugs().get(slug, "")
-            title = f"{title} — {source_label(name, feed_title)}"
-        total = self.store.published_count(feed_slug=slug)
-        last_page = max(1, math.ceil(total / size))
-        if page > last_page:
-            return self._missing(stamp, f"page {page} does not exist: the last is {last_page}")
-        drafts = self.store.published(size, feed_slug=slug, offset=(page - 1) * size)
-        channel = Channel(
-            self.settings.server.base_url,
-            path,
-            title,
-            subtitle="Newsletters anglaises traduites en français, avec leur source",
-            hub_url=self.settings.publish.hub_url or None,
-            page=page,
-            last_page=last_page,
-        )
-        media_type, render = FORMATS[fmt]
-        return represent(
-            render(channel, drafts),
-            f"{media_type}; charset=utf-8",
-            modified=stamp.changed_at,
-            max_age=self.max_age,
-        )
-
-    def _render_home(self, stamp: PublicationStamp, page: int) -> Representation:
-        size = self.settings.publish.home_page_size
-        total = self.store.published_count()
-        last_page = max(1, math.ceil(total / size))
-        if page > last_page:
-            return self._missing(stamp, f"page {page} does not exist: the last is {last_page}")
-        drafts = self.store.published(size, offset=(page - 1) * size)
-        title = self.settings.server.title
-        feeds = [
-            {
-                "type": media_type,
-                "title": f"{title} ({label})",
-                "label": label,
-                "href": f"/feeds/published.{fmt}",
-                "main": True,
-            }
-            for fmt, media_type, label in HOME_FEEDS
-        ]
-        # One Atom feed per source that has something published, for readers who follow
-        # one newsletter only.
-        for slug, name in sorted(self.store.feed_slugs().items(), key=lambda item: item[1]):
-            if self.store.published_count(feed_slug=slug):
-                source_title = self.store.feed_title_by_slug(slug) or name
-                feeds.append(
-                    {
-                        "type": "application/atom+xml",
-                        "title": f"{title} — {source_title}",
-                        "label": source_title,
-                        "href": f"/feeds/sources/{slug}.atom",
-                        "main": False,
-                    }
-                )
-        html = self.templates.get_template("home.html").render(
-            site_title=title,
-            articles=[(draft, summary_text(draft)) for draft in drafts],
-            page=page,
-            last_page=last_page,
-            feeds=feeds,
-            page_url=lambda number: "/" if number == 1 else f"/?page={number}",
-            french_date=french_date,
-        )
-        return represent(
-            html.encode("utf-8"),
-            "text/html; charset=utf-8",
-            modified=stamp.changed_at,
-            max_age=self.max_age,
-            extra={"Content-Security-Policy": ARTICLE_POLICY, "Referrer-Policy": "no-referrer"},
-        )
-
-    def _render_article(self, stamp: PublicationStamp, draft_id: int) -> Representation:
-        try:
-            draft = self.store.published_draft(draft_id) if is_row_id(draft_id) else None
-        except NotFoundError:
-            draft = None
-        if draft is not None and not draft.published and draft.withdrawn_at is not None:
-            return self._withdrawn(stamp, draft)
-        if draft is None or not draft.published:
-            return self._missing(stamp, "no published article with this id")
-        page = self.templates.get_template("article.html").render(
-            draft=draft,
-            body=sanitize(draft.body_html),
-            credit=credit_html(draft),
-            site_title=self.settings.server.title,
-        )
-        return represent(
-            page.encode("utf-8"),
-            "text/html; charset=utf-8",
-            modified=stamp.changed_at,
-            max_age=self.max_age,
-            extra={"Content-Security-Policy": ARTICLE_POLICY, "Referrer-Policy": "no-referrer"},
-        )
-
-    def _withdrawn(self, stamp: PublicationStamp, draft: DraftView) -> Representation:
-        """410 Gone: the article was published here, then withdrawn by an editor."""
-        page = self.templates.get_template("withdrawn.html").render(
-            draft=draft, site_title=self.settings.server.title
-        )
-        return represent(
-            page.encode("utf-8"),
-            "text/html; charset=utf-8",
-            modified=stamp.changed_at,
-            max_age=NOT_FOUND_MAX_AGE,
-            status=410,
-            extra={"Content-Security-Policy": ARTICLE_POLICY, "Referrer-Policy": "no-referrer"},
-        )
-
-    def _missing(self, stamp: PublicationStamp, message: str) -> Representation:
-        return represent(
-            f"404 Not Found: {message}\n".encode(),
-            "text/plain; charset=utf-8",
-            modified=stamp.changed_at,
-            max_age=NOT_FOUND_MAX_AGE,
-            status=404,
-        )
-
-
-def _feed_key(path: str, page: int) -> str:
-    """The one key a page of a feed is cached under, whatever else the query holds; the
-    fast path finds it when a request asks for it in exactly this form."""
+def page_key(path: str, page: int) -> str:
+    """The one key a page of a paged resource is published under, whatever else the query
+    holds; ``AggregatorApp`` finds it before routing when a request asks in exactly this form."""
     return path if page == 1 else f"{path}?page={page}"
 
 
@@ -392,7 +371,11 @@ def _page_number(request: Request) -> int | None:
 
 
 def _not_found(message: str) -> Response:
-    return PlainTextResponse(f"404 Not Found: {message}\n", status_code=404)
+    return PlainTextResponse(
+        f"404 Not Found: {message}\n",
+        status_code=404,
+        headers={"Cache-Control": f"public, max-age={NOT_FOUND_MAX_AGE}"},
+    )
 
 
 def _unprocessable(message: str) -> Response:

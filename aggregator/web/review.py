@@ -21,16 +21,22 @@ from aggregator.desk.entries import RETRYABLE, explain_reason, translate_pasted_
 from aggregator.desk.service import Desk
 from aggregator.errors import (
     ConflictError,
+    ForbiddenError,
     InvalidEditError,
     InvalidTransitionError,
+    NotAuthenticatedError,
+    NotFoundError,
+    RequestError,
+    TooManyAttemptsError,
 )
 from aggregator.i18n import N_, SOURCE_LANGUAGE, messages
 from aggregator.store import DraftView
 from aggregator.store.listing import LISTED_STATES
-from aggregator.web.auth import LOGIN_COOKIE, SESSION_COOKIE, Reviewer
+from aggregator.web.answers import error_answer
+from aggregator.web.auth import LOGIN_COOKIE, SESSION_COOKIE, Auth, Reviewer
+from aggregator.web.doors import session_reviewer
 from aggregator.web.images import desk_html
 from aggregator.web.web_input import (
-    Problem,
     check_origin,
     client_address,
     parse_version,
@@ -81,11 +87,21 @@ BAD_CSRF = N_(
     "try again."
 )
 
+PROBLEM_HEADINGS = {
+    401: N_("Login needed"),
+    403: N_("Request refused"),
+    404: N_("Not found"),
+    409: N_("Conflict"),
+    413: N_("Request too large"),
+    422: N_("Unreadable request"),
+    429: N_("Too many attempts"),
+}
+
 
 class ReviewViews:
-    def __init__(self, desk: Desk, templates: Environment) -> None:
+    def __init__(self, desk: Desk, auth: Auth, templates: Environment) -> None:
         self.desk = desk
-        self.auth = desk.auth
+        self.auth = auth
         self.templates = templates
         self.words = messages(templates.globals.get("language", SOURCE_LANGUAGE))
         self.limit = desk.settings.review.max_body_bytes
@@ -139,10 +155,27 @@ class ReviewViews:
         response.set_cookie(LOGIN_COOKIE, nonce, **self.auth.cookie_attributes(3600))  # type: ignore[arg-type]
         return response
 
+    def problem_page(self, request: Request, answer: tuple[int, str, dict[str, str]]) -> Response:
+        """The page of a refused request: ``answer`` is ``error_answer``'s."""
+        status, message, headers = answer
+        response = self.render(
+            "review/problem.html",
+            request,
+            session_reviewer(self.auth, request),
+            status=status,
+            heading=self.words.gettext(PROBLEM_HEADINGS.get(status, N_("Error"))),
+            message=message,
+            detail=None,
+            kept=[],
+            draft_id=request.path_params.get("id"),
+        )
+        response.headers.update(headers)
+        return response
+
     # ------------------------------------------------------------ pages
 
     def queue(self, request: Request) -> Response:
-        reviewer = self.desk.session_reviewer(request)
+        reviewer = session_reviewer(self.auth, request)
         if reviewer is None:
             return self.login_page(request, 401, self.words.gettext("Log in to review the drafts."))
         return self.render(
@@ -154,21 +187,21 @@ class ReviewViews:
         )
 
     def draft(self, request: Request) -> Response:
-        reviewer = self.desk.session_reviewer(request)
+        reviewer = session_reviewer(self.auth, request)
         if reviewer is None:
             return self.login_page(request, 401, self.words.gettext("Log in to review this draft."))
         page = self.desk.page(request.path_params["id"])
         return self.render("review/draft.html", request, reviewer, page=page)
 
     def audit(self, request: Request) -> Response:
-        reviewer = self.desk.session_reviewer(request)
+        reviewer = session_reviewer(self.auth, request)
         if reviewer is None:
             return self.login_page(request, 401, self.words.gettext("Log in to read the log."))
         events = self.desk.store.recent_events(200)
         return self.render("review/audit.html", request, reviewer, events=events)
 
     def login_form(self, request: Request) -> Response:
-        if self.desk.session_reviewer(request) is not None:
+        if session_reviewer(self.auth, request) is not None:
             return RedirectResponse("/review/", status_code=303)
         return self.login_page(request)
 
@@ -180,7 +213,7 @@ class ReviewViews:
         check_origin(request, self.desk.settings.server.base_url)
         form = await read_form(request, LOGIN_FORM_LIMIT)
         if not self.auth.check_login_csrf(request.cookies.get(LOGIN_COOKIE), form.get("csrf", "")):
-            raise Problem(403, self.words.gettext(BAD_CSRF))
+            raise ForbiddenError(self.words.gettext(BAD_CSRF))
         outcome = await run_in_threadpool(
             self.auth.log_in,
             form.get("name", ""),
@@ -189,13 +222,12 @@ class ReviewViews:
         )
         if outcome.wait is not None:
             seconds = max(1, int(outcome.wait + 0.999))
-            raise Problem(
-                429,
+            raise TooManyAttemptsError(
                 self.words.gettext(
                     "Too many login attempts: try again %(delay)s.",
                     delay=self.words.duration(seconds, relative=True),
                 ),
-                headers={"Retry-After": str(seconds)},
+                retry_after=seconds,
             )
         if outcome.cookie is None:
             error = (
@@ -228,14 +260,14 @@ class ReviewViews:
     # ------------------------------------------------------------ changes
 
     async def _authorized_form(self, request: Request) -> tuple[Reviewer, dict[str, str]]:
-        reviewer = await run_in_threadpool(self.desk.session_reviewer, request)
+        reviewer = await run_in_threadpool(session_reviewer, self.auth, request)
         if reviewer is None:
-            raise Problem(401, self.words.gettext(NOT_LOGGED_IN))
+            raise NotAuthenticatedError(self.words.gettext(NOT_LOGGED_IN))
         check_origin(request, self.desk.settings.server.base_url)
         form = await read_form(request, self.limit)
         token = form.get("csrf") or request.headers.get("x-csrf-token")
         if not self.auth.check_csrf(reviewer, token):
-            raise Problem(403, self.words.gettext(BAD_CSRF))
+            raise ForbiddenError(self.words.gettext(BAD_CSRF))
         return reviewer, form
 
     async def _change(
@@ -250,12 +282,9 @@ class ReviewViews:
         version = parse_version(form.get("version"), "the form's 'version' field")
         try:
             draft = await run_in_threadpool(work, reviewer, draft_id, version, form)
-        except ConflictError as exc:
-            return self._refused(request, reviewer, draft_id, 409, exc, kept(form))
-        except InvalidTransitionError as exc:
-            return self._refused(request, reviewer, draft_id, 409, exc, kept(form))
-        except InvalidEditError as exc:
-            return self._refused(request, reviewer, draft_id, 422, exc, kept(form))
+        except (ConflictError, InvalidTransitionError, InvalidEditError) as exc:
+            status, _, _ = error_answer(exc)
+            return self._refused(request, reviewer, draft_id, status, exc, kept(form))
         location, payload = done(draft, form)
         if wants_json(request):
             return JSONResponse({"ok": True, "version": draft.version, **payload})
@@ -299,14 +328,27 @@ class ReviewViews:
         )
 
     async def edit_title(self, request: Request) -> Response:
+        return await self._edit_whole(request, "title", N_("Title"), N_("Title saved."))
+
+    async def _edit_whole(self, request: Request, field: str, label: str, saved: str) -> Response:
+        """The title or the whole body: the form's ``field`` (``title``, ``body_html``);
+        ``label`` and ``saved`` are msgids."""
+
+        def edit(who: Reviewer, draft_id: int, version: int, form: dict[str, str]) -> DraftView:
+            text = form.get(field, "")
+            if field == "title":
+                return self.desk.edit(who, draft_id, version, title=text)
+            return self.desk.edit(who, draft_id, version, body_html=text)
+
+        def done(d: DraftView, form: dict[str, str]) -> tuple[str, dict[str, Any]]:
+            shown = {"title": d.title} if field == "title" else {}
+            return f"/review/drafts/{d.id}?done=saved", {
+                **shown,
+                "message": self.words.gettext(saved),
+            }
+
         return await self._change(
-            request,
-            lambda who, i, v, form: self.desk.edit(who, i, v, title=form.get("title", "")),
-            lambda form: [(self.words.gettext("Title"), form.get("title", ""))],
-            lambda d, form: (
-                f"/review/drafts/{d.id}?done=saved",
-                {"title": d.title, "message": self.words.gettext("Title saved.")},
-            ),
+            request, edit, lambda form: [(self.words.gettext(label), form.get(field, ""))], done
         )
 
     async def edit_block(self, request: Request) -> Response:
@@ -330,20 +372,12 @@ class ReviewViews:
         )
 
     async def edit_body(self, request: Request) -> Response:
-        return await self._change(
-            request,
-            lambda who, i, v, form: self.desk.edit(who, i, v, body_html=form.get("body_html", "")),
-            lambda form: [(self.words.gettext("Body"), form.get("body_html", ""))],
-            lambda d, form: (
-                f"/review/drafts/{d.id}?done=saved",
-                {"message": self.words.gettext("Body saved.")},
-            ),
-        )
+        return await self._edit_whole(request, "body_html", N_("Body"), N_("Body saved."))
 
     async def action(self, request: Request) -> Response:
         name = request.path_params["action"]
         if name not in ACTION_DONE:
-            raise Problem(404, self.words.gettext("Unknown action: %(name)s", name=name))
+            raise NotFoundError(self.words.gettext("Unknown action: %(name)s", name=name))
 
         def done(draft: DraftView, form: dict[str, str]) -> tuple[str, dict[str, Any]]:
             code = ACTION_DONE[name]
@@ -369,13 +403,12 @@ class ReviewViews:
     def entries(self, request: Request) -> Response:
         """Entries the editor would not otherwise see: skipped (and why), failing (the last
         error, attempts, next try), with the original link, retry and paste forms."""
-        reviewer = self.desk.session_reviewer(request)
+        reviewer = session_reviewer(self.auth, request)
         if reviewer is None:
             return self.login_page(request, 401, self.words.gettext("Log in to see the entries."))
         state = request.query_params.get("state", "skipped")
         if state not in LISTED_STATES:
-            raise Problem(
-                422,
+            raise RequestError(
                 self.words.gettext(
                     "Unknown state: %(state)s (%(known)s)",
                     state=repr(state[:40]),
@@ -436,33 +469,3 @@ def _local_review_path(path: str) -> str:
 def _french_block(draft: DraftView, index: int) -> str:
     pairs = block_pairs("", draft.body_html)
     return pairs[index].french_html if index < len(pairs) else ""
-
-
-def problem_page(
-    templates: Environment, desk: Desk, request: Request, problem: Problem
-) -> Response:
-    headings = {
-        401: N_("Login needed"),
-        403: N_("Request refused"),
-        404: N_("Not found"),
-        409: N_("Conflict"),
-        413: N_("Request too large"),
-        422: N_("Unreadable request"),
-        429: N_("Too many attempts"),
-    }
-    words = messages(templates.globals.get("language", SOURCE_LANGUAGE))
-    reviewer = desk.session_reviewer(request)
-    page = templates.get_template("review/problem.html").render(
-        reviewer=reviewer,
-        csrf=desk.auth.csrf_token(reviewer) if reviewer else "",
-        site_title=desk.settings.server.title,
-        heading=words.gettext(headings.get(problem.status, N_("Error"))),
-        message=problem.message,
-        detail=None,
-        kept=[],
-        draft_id=request.path_params.get("id"),
-        flash=None,
-    )
-    return HTMLResponse(
-        page, status_code=problem.status, headers={**PAGE_HEADERS, **problem.headers}
-    )

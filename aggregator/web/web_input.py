@@ -1,6 +1,6 @@
 """Reading what clients send, safely: bodies capped before they are read, forms and JSON
-decoded strictly, the draft version a client saw. Anything unacceptable is a ``Problem``,
-which the web layer turns into a 4xx answer with the message.
+decoded strictly, the draft version a client saw. Anything unacceptable is a
+``RequestError`` (413, 422) or a ``ForbiddenError`` (403) naming what was wrong.
 """
 
 from __future__ import annotations
@@ -12,18 +12,10 @@ from urllib.parse import parse_qs, urlsplit
 
 from starlette.requests import Request
 
+from aggregator.errors import BodyTooLargeError, ForbiddenError, RequestError
+
 MAX_FORM_FIELDS = 50
 _VERSION_TAG = re.compile(r'^\s*(?:W/)?"?v?(\d{1,9})"?\s*$')
-
-
-class Problem(Exception):
-    """A request that cannot be served as sent: ``status`` and a message for a person."""
-
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = headers or {}
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -31,15 +23,15 @@ async def read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
-            raise Problem(422, "the Content-Length header is not a number")
+            raise RequestError("the Content-Length header is not a number")
         if int(declared) > limit:
-            raise Problem(413, _too_large(int(declared), limit))
+            raise BodyTooLargeError(_too_large(int(declared), limit))
     chunks = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise Problem(413, _too_large(size, limit))
+            raise BodyTooLargeError(_too_large(size, limit))
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -52,8 +44,8 @@ async def read_form(request: Request, limit: int) -> dict[str, str]:
     """An application/x-www-form-urlencoded body as a dict (one value per field)."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind != "application/x-www-form-urlencoded":
-        raise Problem(
-            422, f"send an HTML form (application/x-www-form-urlencoded), not {kind or 'nothing'}"
+        raise RequestError(
+            f"send an HTML form (application/x-www-form-urlencoded), not {kind or 'nothing'}"
         )
     body = await read_body(request, limit)
     try:
@@ -63,54 +55,52 @@ async def read_form(request: Request, limit: int) -> dict[str, str]:
             max_num_fields=MAX_FORM_FIELDS, errors="strict",
         )  # fmt: skip
     except UnicodeDecodeError:
-        raise Problem(422, "the form is not valid UTF-8") from None
+        raise RequestError("the form is not valid UTF-8") from None
     except ValueError as exc:
-        raise Problem(422, f"the form cannot be read: {exc}") from None
+        raise RequestError(f"the form cannot be read: {exc}") from None
     repeated = sorted(name for name, values in fields.items() if len(values) > 1)
     if repeated:
-        raise Problem(422, f"the form field {repeated[0]!r} is given more than once")
+        raise RequestError(f"the form field {repeated[0]!r} is given more than once")
     return {name: values[0] for name, values in fields.items()}
 
 
 async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
+    """A JSON object, whatever its fields (the API's models check those)."""
     body = await read_body(request, limit)
     if not body.strip():
-        raise Problem(422, "the request body is empty; send a JSON object")
+        raise RequestError("the request body is empty; send a JSON object")
     try:
         value = json.loads(body.decode("utf-8"))
     except UnicodeDecodeError:
-        raise Problem(422, "the request body is not valid UTF-8") from None
+        raise RequestError("the request body is not valid UTF-8") from None
     except json.JSONDecodeError as exc:
-        raise Problem(422, f"the request body is not valid JSON: {exc}") from None
+        raise RequestError(f"the request body is not valid JSON: {exc}") from None
     except RecursionError:
         # The one place JSON is read: arrays or objects nested thousands deep exhaust the
         # parser's stack; no request this API takes nests deeper than three.
-        raise Problem(422, "the request body nests arrays or objects too deeply") from None
+        raise RequestError("the request body nests arrays or objects too deeply") from None
     if not isinstance(value, dict):
-        raise Problem(422, f"send a JSON object, not a JSON {type(value).__name__}")
+        raise RequestError(f"send a JSON object, not a JSON {type(value).__name__}")
     return value
 
 
 def parse_version(value: object, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int | str):
-        raise Problem(422, f"{where} must be the draft's version number, got {value!r}")
+        raise RequestError(f"{where} must be the draft's version number, got {value!r}")
     match = _VERSION_TAG.match(str(value))
     if match is None:
-        raise Problem(422, f"{where} must be the draft's version number, got {value!r}")
+        raise RequestError(f"{where} must be the draft's version number, got {value!r}")
     return int(match.group(1))
 
 
-def expected_version(request: Request, given: object | None) -> int:
-    """The version the client saw: from the body, or the If-Match header. Required."""
-    header = request.headers.get("if-match")
-    from_header = parse_version(header, "If-Match") if header is not None else None
-    from_body = parse_version(given, "'version'") if given is not None else None
+def expected_version(if_match: str | None, from_body: int | None) -> int:
+    """The version the client saw: the body's, or the If-Match header's. Required."""
+    from_header = parse_version(if_match, "If-Match") if if_match is not None else None
     if from_header is not None and from_body is not None and from_header != from_body:
-        raise Problem(422, f"If-Match says version {from_header} but the body says {from_body}")
+        raise RequestError(f"If-Match says version {from_header} but the body says {from_body}")
     version = from_body if from_body is not None else from_header
     if version is None:
-        raise Problem(
-            422,
+        raise RequestError(
             "say which version of the draft your change is based on: a 'version' field or an "
             "If-Match header (GET the draft to learn it)",
         )
@@ -128,7 +118,7 @@ def check_origin(request: Request, base_url: str) -> None:
         return
     allowed = {_origin(base_url), f"{request.url.scheme}://{request.headers.get('host', '')}"}
     if origin not in allowed:
-        raise Problem(403, f"cross-site request refused (Origin {origin} is not this site)")
+        raise ForbiddenError(f"cross-site request refused (Origin {origin} is not this site)")
 
 
 def _origin(url: str) -> str:

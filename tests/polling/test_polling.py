@@ -16,10 +16,10 @@ import pytest
 from pollers import START, Poller, make, one_feed
 from servers import UpstreamServer
 
-from aggregator.models import Draft, DraftStatus, Entry, EntryState, FeedStatus
+from aggregator.models import DraftStatus, EntryState, FeedStatus
 from aggregator.polling import decide, refresh
 from aggregator.polling.parse import ParsedFeed
-from aggregator.store import FeedWork
+from aggregator.store import DraftContent, FeedWork
 
 __all__ = ["make"]  # the fixture, used by name
 MINUTE, HOUR = timedelta(minutes=1), timedelta(hours=1)
@@ -188,7 +188,7 @@ def test_retry_after_is_honoured(upstream: UpstreamServer, make: Any, status: in
     poller.poll()
     feed = poller.feed()
     assert feed.next_check_at == START + 2 * HOUR
-    assert (feed.last_error or "").endswith("; it asked us to wait 2.0 h")
+    assert (feed.last_error or "").endswith("; it asked us to wait 2 hr")
 
     poller.clock.advance(HOUR)  # not yet: no request goes out
     poller.poll()
@@ -289,17 +289,14 @@ def test_rejected_entry_stays_a_tombstone(upstream: UpstreamServer, make: Any) -
     poller = one_feed(make, upstream.add("/rss/", item_feed("Original.")))
     poller.poll()
     (entry,) = poller.entries()
-    with poller.store.session() as session:
-        stored = session.get_one(Entry, entry.id)
-        stored.state = EntryState.DRAFTED
-        draft = Draft(
-            entry_id=entry.id, title="Original.", body_html="<p>Original.</p>",
-            source_language="en", target_language="fr", engine="libre",
-            created_at=START, updated_at=START,
-        )  # fmt: skip
-        session.add(draft)
-        session.flush()
-        draft_id = draft.id
+    draft_id = poller.store.save_draft(
+        entry.id,
+        DraftContent(
+            title="Original.", body_html="<p>Original.</p>", source_language="en",
+            target_language="fr", engine="libre", characters=9, requests=1,
+        ),
+        now=START,
+    )  # fmt: skip
     poller.store.reject(draft_id, actor="editor", now=START)
 
     upstream.add("/rss/", item_feed("Edited after the rejection."))

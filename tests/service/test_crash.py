@@ -3,10 +3,14 @@
 A worker drafts 100 entries through a translation service with latency; five times it is
 killed with SIGKILL while it works (no handler runs, claims stay in the database), and
 restarted. The work of each killed process is taken up again once its short lease ends.
+
+The kill moments come from a seed, printed first: ``AGGREGATOR_TEST_SEED=<seed>`` replays a
+failed run's moments.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from pathlib import Path
@@ -35,7 +39,8 @@ def test_kill_9_five_times_drafts_every_entry_exactly_once(
     libretranslate: LibreTranslateServer,
     tmp_path: Path,
 ) -> None:
-    seed = random.randrange(1 << 30)
+    seed = int(os.environ.get("AGGREGATOR_TEST_SEED") or random.randrange(1 << 30))
+    print(f"kill moments from seed {seed} (AGGREGATOR_TEST_SEED={seed} replays them)")
     moments = random.Random(seed)
     # Latency bounds how much one worker drafts between two kills (at most ~40 a second).
     libretranslate.latency = 0.1

@@ -173,14 +173,14 @@ def test_workers_started_together_add_each_configured_feed_once(
     code = (
         "import sys\n"
         "from aggregator import config\n"
-        "from aggregator.pipeline import Services\n"
+        "from aggregator.clock import utc_now\n"
         "from aggregator.store import Store\n"
         "import time\n"
         "settings = config.load(sys.argv[1])\n"
         "store = Store.from_settings(settings)\n"
         "store.ping()\n"
         "time.sleep(max(0.0, float(sys.argv[2]) - time.time()))  # all at the same moment\n"
-        "store.sync_feeds(settings.feeds, settings, Services.now())\n"
+        "store.sync_feeds(settings.feeds, settings, utc_now())\n"
     )
     moment = str(time.time() + 3)
     _start_together(code, [str(config), moment], count=4)

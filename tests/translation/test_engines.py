@@ -26,6 +26,7 @@ from aggregator.errors import BudgetExhaustedError, ConfigError, TranslateError
 from aggregator.store import Store
 from aggregator.translation.chain import CircuitBreaker, EngineChain, GuardedEngine
 from aggregator.translation.engines import (
+    DEFAULT_RETRY_AFTER,
     DeepTranslatorEngine,
     build_engine,
     build_engines,
@@ -194,6 +195,46 @@ def test_retry_after_parsing() -> None:
     assert parse_retry_after("Wed, 12 Feb 2025 11:00:00 GMT", now) == 0
     assert parse_retry_after("soon", now) is None
     assert parse_retry_after(None, now) is None
+
+
+def test_requests_stays_requests_own_for_the_rest_of_the_process(
+    libretranslate: LibreTranslateServer,
+) -> None:
+    """Engines are built and called; a plain requests.get elsewhere goes through requests'
+    own Session.request, with no engine's deadline or bookkeeping in between."""
+    import requests
+
+    settings = TranslationSettings(
+        engine="google",
+        fallback=("mymemory", "libre"),
+        libre=EngineSettings(url=libretranslate.url("/"), api_key="test"),
+    )
+    for engine in build_engines(settings):
+        if isinstance(engine, DeepTranslatorEngine):
+            engine.factory()  # deep-translator's translator, as each call builds it
+        else:
+            assert engine.translate("The company.") == dictionary_translate("The company.")
+
+    assert (requests.Session.request.__module__, requests.Session.request.__qualname__) == (
+        "requests.sessions",
+        "Session.request",
+    )
+    answer = requests.get(libretranslate.url("/languages"))
+    assert answer.status_code == 200 and answer.json()
+
+
+def test_too_many_requests_from_deep_translator_waits_the_default() -> None:
+    from deep_translator.exceptions import TooManyRequests
+
+    class Translator:
+        def translate(self, text: str) -> str:
+            raise TooManyRequests()
+
+    engine = DeepTranslatorEngine(name="google", max_chars=4999, timeout=5, factory=Translator)
+
+    with pytest.raises(TranslateError, match=r"google: too many requests \(HTTP 429\)") as caught:
+        engine.translate("The company.")
+    assert caught.value.retry_after == DEFAULT_RETRY_AFTER
 
 
 # -------------------------------------------------------------------------------------------

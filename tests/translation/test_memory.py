@@ -16,6 +16,7 @@ from translation_desk import ghost_feed, open_desk
 
 from aggregator.config import Duration, EngineSettings, TranslationSettings
 from aggregator.store import Store
+from aggregator.translation import kept
 from aggregator.translation.engines import Engine, build_engine
 from aggregator.translation.translate import translate_article
 
@@ -145,6 +146,7 @@ def test_an_editors_correction_becomes_the_translation_of_that_block_later(
         actor="camille",
         now=desk.moment[0],
         body_html=machine[:start] + corrected + machine[end:],
+        edit_rules=kept,
     )
     # The same paragraph comes back in a new post of the newsletter.
     feed = ghost_feed(upstream.base_url)

@@ -85,16 +85,25 @@ def test_metrics_served_by_one_process_count_the_work_of_others(
         store = Store.from_settings(settings)
         services = Services.build(settings, store)
         try:
+            before = datetime.now(UTC)
             poll_feeds(services, force=True, only=["Weekly"])
+            after = datetime.now(UTC)
+            # An hour later, the three new entries have waited an hour (and the poll's length).
+            later = parse(_render(store, after + timedelta(hours=1)))
         finally:
             services.close()
             store.close()
+        waited = value(later, "aggregator_oldest_pending_seconds", queue="text")
+        assert 3600 <= waited <= 3600 + (after - before).total_seconds()
+        assert value(later, "aggregator_oldest_pending_seconds", queue="translation") == 0
         samples = scrape(base_url)
         assert value(samples, "aggregator_poll_errors_total", feed="dead") == 1
         assert value(samples, "aggregator_polls_total", feed="weekly") == 2
         assert value(samples, "aggregator_queue_depth", queue="text") == 3
         assert value(samples, "aggregator_entries", state="new") == 3
-        assert value(samples, "aggregator_oldest_pending_seconds", queue="text") >= 0
+        scraped_at = datetime.now(UTC)
+        waiting = value(samples, "aggregator_oldest_pending_seconds", queue="text")
+        assert 0 < waiting <= (scraped_at - before).total_seconds()
 
 
 def test_queue_ages_are_measured_from_the_database_at_scrape_time(
