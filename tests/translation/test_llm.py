@@ -77,9 +77,13 @@ def assert_complete_french_drafts(
         assert entry.state == "drafted" and entry.last_error is None
         assert entry.full_html is not None
         assert outline(draft.body_html) == outline(entry.full_html), title
-        for unit in units(parse_fragment(draft.body_html)):
+        french = units(parse_fragment(draft.body_html))
+        english = units(parse_fragment(entry.full_html))
+        for unit, source in zip(french, english, strict=True):
             assert detect(unit.plain) != "en", unit.plain
-        assert draft.title != title
+            # A unit merged into its neighbour would bring the neighbour's words with it.
+            assert len(unit.plain) <= 1.5 * len(source.plain) + 10, (unit.plain, source.plain)
+        assert draft.title != title and len(draft.title) <= 1.5 * len(title) + 10, draft.title
         assert draft.engine == engine
         assert draft.characters > 0 and draft.requests > 0
 
