@@ -25,7 +25,8 @@ from datetime import datetime, timedelta
 from html import escape
 
 from aggregator.clock import utc_now
-from aggregator.config import ENGINES, Settings
+from aggregator.config import Settings
+from aggregator.config_checks import ENGINES
 from aggregator.errors import AggregatorError, UnexpectedError
 from aggregator.extraction.boilerplate import recorded_drops, remove_boilerplate, remove_recurring
 from aggregator.extraction.extract import (

@@ -1,0 +1,196 @@
+"""What config.toml must hold beyond its types: engines and their required keys, URLs,
+review and LLM settings, operations limits. Every failure is a ``ConfigError`` naming the key
+and the file. ``config.from_dict`` runs ``check`` once the settings are typed."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from aggregator.errors import ConfigError
+from aggregator.i18n import available_languages
+
+if TYPE_CHECKING:
+    from aggregator.config import LLMSettings, Settings, TranslationSettings
+
+ENGINES = ("google", "libre", "deepl", "microsoft", "mymemory", "llm")
+HEADLINES = ("literal", "adapt")
+
+
+def check(settings: Settings, file: Path) -> None:
+    """ConfigError naming the key and the file when values that each parsed well do not fit
+    together or fall outside what the program accepts."""
+    engine = settings.translation.engine
+    if engine not in ENGINES:
+        raise ConfigError(
+            f"{file}: 'translation.engine' must be one of {', '.join(ENGINES)}, got {engine!r}"
+        )
+    if engine == "libre" and not settings.translation.libre.url:
+        raise ConfigError(
+            f"{file}: missing required key 'translation.libre.url' for engine 'libre'"
+        )
+    if (
+        engine in ("deepl", "microsoft")
+        and not settings.translation.engine_settings(engine).api_key
+    ):
+        raise ConfigError(
+            f"{file}: engine '{engine}' needs 'translation.{engine}.api_key' "
+            f"(or the environment variable AGGREGATOR_{engine.upper()}_API_KEY)"
+        )
+    _check_translation(settings.translation, file)
+    base = urlsplit(settings.server.base_url)
+    if base.scheme not in ("http", "https") or not base.netloc:
+        raise ConfigError(
+            f"{file}: 'server.base_url' must be an http(s) URL, got {settings.server.base_url!r}"
+        )
+    if not 0 < settings.server.port < 65536:
+        raise ConfigError(f"{file}: 'server.port' must be between 1 and 65535")
+    seen: set[str] = set()
+    for i, feed in enumerate(settings.feeds):
+        try:
+            parts = urlsplit(feed.url)
+        except ValueError as exc:  # "Invalid IPv6 URL"
+            raise ConfigError(f"{file}: 'feeds[{i}].url' is not a valid URL ({exc})") from None
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConfigError(f"{file}: 'feeds[{i}].url' must be an http(s) URL, got {feed.url!r}")
+        if feed.url in seen:
+            raise ConfigError(f"{file}: 'feeds[{i}].url' is listed twice: {feed.url}")
+        if feed.engine and feed.engine not in ENGINES:
+            raise ConfigError(
+                f"{file}: 'feeds[{i}].engine' must be one of {', '.join(ENGINES)}, "
+                f"got {feed.engine!r}"
+            )
+        if feed.engine == "llm":
+            _check_llm(settings.translation.llm, file)
+        seen.add(feed.url)
+    _check_review(settings, file)
+    _check_operations(settings, file)
+
+
+def _check_review(settings: Settings, file: Path) -> None:
+    """The hub is an http(s) URL; limits of the review desk are positive."""
+    hub = settings.publish.hub_url
+    if hub and (urlsplit(hub).scheme not in ("http", "https") or not urlsplit(hub).netloc):
+        raise ConfigError(f"{file}: 'publish.hub_url' must be an http(s) URL, got {hub!r}")
+    if settings.publish.max_entries < 1:
+        raise ConfigError(f"{file}: 'publish.max_entries' must be at least 1")
+    if settings.publish.home_page_size < 1:
+        raise ConfigError(f"{file}: 'publish.home_page_size' must be at least 1")
+    review = settings.review
+    for key in ("login_attempts", "max_body_bytes"):
+        if getattr(review, key) < 1:
+            raise ConfigError(f"{file}: 'review.{key}' must be at least 1")
+    if review.language and review.language not in available_languages():
+        raise ConfigError(
+            f"{file}: 'review.language' must be one of {', '.join(available_languages())} "
+            f"(a catalogue in aggregator/locale/), got {review.language!r}"
+        )
+    for i, proxy in enumerate(settings.server.trusted_proxies):
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"{file}: 'server.trusted_proxies[{i}]' must be an IP address or network "
+                f'such as "127.0.0.1" or "10.0.0.0/8", got {proxy!r}'
+            ) from None
+
+
+def _check_translation(translation: TranslationSettings, file: Path) -> None:
+    """Fallback engines are known and usable; glossary entries are not empty."""
+    if translation.recurring_blocks not in ("drop", "keep"):
+        raise ConfigError(
+            f'{file}: \'translation.recurring_blocks\' must be "drop" or "keep", '
+            f"got {translation.recurring_blocks!r}"
+        )
+    seen = {translation.engine}
+    for i, name in enumerate(translation.fallback):
+        key = f"translation.fallback[{i}]"
+        if name not in ENGINES:
+            raise ConfigError(f"{file}: '{key}' must be one of {', '.join(ENGINES)}, got {name!r}")
+        if name in seen:
+            raise ConfigError(f"{file}: '{key}': engine {name!r} is already in the chain")
+        seen.add(name)
+        if name == "libre" and not translation.libre.url:
+            raise ConfigError(f"{file}: missing required key 'translation.libre.url' for '{key}'")
+        if name in ("deepl", "microsoft") and not translation.engine_settings(name).api_key:
+            raise ConfigError(
+                f"{file}: engine '{name}' in '{key}' needs 'translation.{name}.api_key' "
+                f"(or the environment variable AGGREGATOR_{name.upper()}_API_KEY)"
+            )
+    for name in ENGINES:
+        if translation.engine_settings(name).daily_characters < 0:
+            raise ConfigError(f"{file}: 'translation.{name}.daily_characters' must be >= 0")
+    if translation.breaker_threshold < 1:
+        raise ConfigError(f"{file}: 'translation.breaker_threshold' must be at least 1")
+    if "llm" in seen:
+        _check_llm(translation.llm, file)
+    for i, term in enumerate(translation.glossary.keep):
+        if not term.strip():
+            raise ConfigError(f"{file}: 'translation.glossary.keep[{i}]' is empty")
+    for term, french in translation.glossary.force.items():
+        if not term.strip() or not french.strip():
+            raise ConfigError(
+                f"{file}: 'translation.glossary.force' needs a non-empty term and translation, "
+                f"got {term!r} = {french!r}"
+            )
+
+
+def _check_llm(llm: LLMSettings, file: Path) -> None:
+    """An LLM engine needs its endpoint and model; its numbers make sense."""
+    for key in ("url", "region", "max_chars", "daily_characters"):
+        if getattr(llm, key):
+            raise ConfigError(f"{file}: 'translation.llm.{key}' is not a setting of the llm engine")
+    base = urlsplit(llm.base_url)
+    if base.scheme not in ("http", "https") or not base.netloc:
+        raise ConfigError(
+            f"{file}: 'translation.llm.base_url' must be the endpoint's http(s) URL such as "
+            f'"http://127.0.0.1:11434/v1", got {llm.base_url!r}'
+        )
+    if not llm.model.strip():
+        raise ConfigError(f"{file}: missing required key 'translation.llm.model' for engine 'llm'")
+    if llm.headline not in HEADLINES:
+        raise ConfigError(
+            f'{file}: \'translation.llm.headline\' must be "literal" or "adapt", '
+            f"got {llm.headline!r}"
+        )
+    if not 0 <= llm.temperature <= 2:
+        raise ConfigError(f"{file}: 'translation.llm.temperature' must be between 0 and 2")
+    for key in ("price_input_per_mtok", "price_output_per_mtok", "daily_tokens", "daily_cost"):
+        if getattr(llm, key) < 0:
+            raise ConfigError(f"{file}: 'translation.llm.{key}' must be >= 0")
+    if llm.batch_tokens < 100:
+        raise ConfigError(f"{file}: 'translation.llm.batch_tokens' must be at least 100")
+    if llm.context_units < 0:
+        raise ConfigError(f"{file}: 'translation.llm.context_units' must be >= 0")
+    if llm.prompt_file and not Path(llm.prompt_file).is_file():
+        raise ConfigError(
+            f"{file}: 'translation.llm.prompt_file': no such file {llm.prompt_file!r}"
+        )
+
+
+LOG_FORMATS = ("auto", "journal", "text")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _check_operations(settings: Settings, file: Path) -> None:
+    """Concurrency is positive; the shutdown grace fits systemd's stop timeout; known log keys."""
+    if settings.schedule.entry_concurrency < 1:
+        raise ConfigError(f"{file}: 'schedule.entry_concurrency' must be at least 1")
+    if settings.fetch.parse_timeout <= 0:
+        raise ConfigError(f"{file}: 'fetch.parse_timeout' must be longer than 0s")
+    if settings.schedule.shutdown_grace > 8:
+        raise ConfigError(
+            f"{file}: 'schedule.shutdown_grace' must be at most 8s (the daemon exits within 10s)"
+        )
+    if settings.log.format not in LOG_FORMATS:
+        raise ConfigError(
+            f"{file}: 'log.format' must be one of {', '.join(LOG_FORMATS)}, "
+            f"got {settings.log.format!r}"
+        )
+    if settings.log.level not in LOG_LEVELS:
+        raise ConfigError(
+            f"{file}: 'log.level' must be one of {', '.join(LOG_LEVELS)}, "
+            f"got {settings.log.level!r}"
+        )
