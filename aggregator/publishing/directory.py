@@ -25,7 +25,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -76,10 +76,19 @@ class PublicationDirectory:
     def current(self) -> Path:
         return self.root / CURRENT
 
-    def publish(self, pages: Iterable[Page], moment: datetime | None) -> dict[str, Representation]:
+    def publish(
+        self,
+        pages: Iterable[Page],
+        moment: datetime | None,
+        serve: Callable[[dict[str, Representation]], None] = lambda served: None,
+    ) -> dict[str, Representation]:
         """Give every page its validators, write them all as the new current tree, and
         return what to serve by request key. A tree that cannot be written is logged, and
-        the pages are still served from memory."""
+        the pages are still served from memory.
+
+        ``serve`` gets what to serve before the new tree becomes current: a web server in
+        front answers the tree's files and passes the rest (a withdrawn article's 410) to
+        the process that serves from memory, which must never be the older of the two."""
         publication_time = int((moment or EPOCH).timestamp())
         before = self.stamped if self.stamped is not None else self._stamped_on_disk()
         pages = list(pages)
@@ -103,6 +112,7 @@ class PublicationDirectory:
                 status=page.status,
                 extra=page.extra,
             )
+        serve(served)
         try:
             self._write(pages, served)
         except OSError as exc:

@@ -86,25 +86,35 @@ class PublicationCache:
         self.clock = clock
         self.stamp: PublicationStamp | None = None
         self.checked_at = -math.inf
+        self.invalidations = 0
         self.items: dict[str, Representation] = {}
         self._lock = threading.Lock()
 
     def invalidate(self) -> None:
         """Something was just written here: ask the database on the next request."""
+        self.invalidations += 1
         self.checked_at = -math.inf
 
     def check(self) -> bool:
         """Ask the database whether the publication changed; if it did, render and write
-        the new one (one at a time) and serve it. True if it changed."""
+        the new one (one at a time) and serve it. True if it changed.
+
+        The cache counts as checked only once the new publication is served, and not at
+        all if an invalidation came meanwhile: a request after an approval is never
+        answered the publication from before it, however long the rendering takes."""
         with self._lock:
-            self.checked_at = self.clock()
+            started, invalidations = self.clock(), self.invalidations
             stamp = self.store.publication_stamp()
-            if stamp == self.stamp:
-                return False
-            items = self.directory.publish(self.render(stamp), stamp.changed_at)
-            # One assignment: a request sees the old publication or the new one.
-            self.items, self.stamp = items, stamp
-        return True
+            changed = stamp != self.stamp
+            if changed:
+                self.directory.publish(self.render(stamp), stamp.changed_at, self._serve)
+                self.stamp = stamp
+            if self.invalidations == invalidations:
+                self.checked_at = started
+        return changed
+
+    def _serve(self, items: dict[str, Representation]) -> None:
+        self.items = items  # one assignment: a request sees the old publication or the new
 
     async def _revalidate(self) -> None:
         now = self.clock()

@@ -127,3 +127,19 @@ def test_a_directory_that_cannot_be_written_is_logged_and_the_feeds_still_served
     served = PublicationDirectory(taken).publish(pages(b"<f/>"), T0)
     assert served[FEED].plain.body == b"<f/>"
     assert "cannot write the publication directory" in caplog.text
+
+
+def test_what_has_no_file_is_served_anew_before_the_files_change(tmp_path: Path) -> None:
+    """nginx answers the files and passes a withdrawn article's 410 to aggregator serve:
+    when the feed on disk no longer lists the article, its page must already answer 410."""
+    directory = PublicationDirectory(tmp_path)
+    directory.publish(pages(b"<feed>with 8</feed>"), T0)
+    feed = tmp_path / "current" / "feeds" / "published.atom"
+    seen_on_disk: list[bytes] = []
+
+    def serve(served: dict[str, object]) -> None:
+        seen_on_disk.append(feed.read_bytes())
+
+    directory.publish(pages(b"<feed>without 8</feed>"), T2, serve)
+    assert seen_on_disk == [b"<feed>with 8</feed>"]
+    assert feed.read_bytes() == b"<feed>without 8</feed>"

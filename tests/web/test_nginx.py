@@ -201,11 +201,12 @@ def test_a_change_made_elsewhere_reaches_nginx_and_a_withdrawn_article_answers_4
         nginx_serving(tmp_path, documented_nginx_server(publication, free_port(), ours)) as theirs,
     ):
         before = fetch(theirs, "/feeds/published.atom")
-        assert before.body.count(b"<entry") == 1
+        assert before.body.count(b"<entry") == 1 and musk.title.encode() in before.body
         published.approve(COURTS_TITLE, actor="Dominique")
         published.store.withdraw(musk.id, actor="Dominique", now=datetime.now(UTC))
+        # The two changes may reach the directory in one publication or in two.
         deadline = time.monotonic() + 15
-        while fetch(theirs, "/feeds/published.atom").headers["etag"] == before.headers["etag"]:
+        while musk.title.encode() in fetch(theirs, "/feeds/published.atom").body:
             assert time.monotonic() < deadline, "the publication was not written again"
             time.sleep(0.1)
         after = fetch(theirs, "/feeds/published.atom", {"If-None-Match": before.headers["etag"]})

@@ -201,6 +201,43 @@ def test_feeds_are_served_from_cache_until_the_ttl_then_follow_other_processes(
     assert [e["title"] for e in entries(fresh.content, "atom")] == [draft.title]
 
 
+def test_a_request_after_an_approval_never_gets_the_publication_from_before_it(
+    newsroom: Newsroom,
+) -> None:
+    """The daemon's publication thread may be rendering when the editor approves; the
+    feed fetched next must show the approval, even while that rendering is still going."""
+    clock = FakeClock()
+    app = newsroom.app(clock=clock)
+    cache = app.state.cache
+    client = newsroom.client(app)
+    client.get("/feeds/published.atom")
+    render, rendering, release = cache.render, threading.Event(), threading.Event()
+
+    def slow_render(stamp: Any) -> Any:
+        rendering.set()
+        release.wait(10)
+        return render(stamp)
+
+    cache.render = slow_render
+    musk = newsroom.draft(MUSK_TITLE)
+    approved = client.post(
+        f"/api/drafts/{musk.id}/approve",
+        headers={"Authorization": f"Bearer {TOKENS['Camille']}"},
+        json={"version": musk.version},
+    )
+    assert approved.status_code == 200
+    publication_thread = threading.Thread(target=cache.check)
+    publication_thread.start()
+    try:
+        assert rendering.wait(10)
+        assert cache.fresh("/feeds/published.atom") is None  # not the old feed
+    finally:
+        release.set()
+        publication_thread.join(10)
+    after = client.get("/feeds/published.atom")
+    assert [e["title"] for e in entries(after.content, "atom")] == [musk.title]
+
+
 def test_long_feeds_are_paged_as_rfc_5005_says(newsroom: Newsroom) -> None:
     settings = dataclasses.replace(
         newsroom.settings,
