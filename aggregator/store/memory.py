@@ -41,6 +41,7 @@ from sqlalchemy import Insert, Update, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from aggregator.kept_edits import EditRules
+from aggregator.languages import LanguagePair
 from aggregator.models import (
     Draft,
     DraftEdit,
@@ -52,6 +53,7 @@ from aggregator.models import (
     UsageCount,
     table_of,
 )
+from aggregator.spending import TokenBudget, TokenSpend
 from aggregator.store.base import StoreBase, insert_for
 
 MEMORY, USAGE = table_of(TranslationMemory), table_of(EngineUsage)
@@ -144,25 +146,13 @@ class PendingMemory:
     _claimed: dict[_FlightKey, Future[Remembered | None]] = field(default_factory=dict)
 
     def recall(
-        self,
-        sources: Collection[str],
-        *,
-        source_language: str,
-        target_language: str,
-        engines: Sequence[str],
-        now: datetime,
+        self, sources: Collection[str], *, pair: LanguagePair, engines: Sequence[str], now: datetime
     ) -> dict[str, Remembered]:
         """``MemoryStore.recall``; what it lacks is claimed for this entry, or, when
         another entry claimed it first, that entry's translation is awaited."""
-        found = self.store.recall(
-            sources,
-            source_language=source_language,
-            target_language=target_language,
-            engines=engines,
-            now=now,
-        )
+        found = self.store.recall(sources, pair=pair, engines=engines, now=now)
         # Per database: another database (another test, another config) has its own memory.
-        scope = (str(self.store.engine.url), source_language, target_language, tuple(engines))
+        scope = (str(self.store.engine.url), pair.source, pair.target, tuple(engines))
         awaited: list[tuple[str, Future[Remembered | None]]] = []
         with _in_flight_lock:  # all claims at once: later entries wait for earlier ones
             for text in sources:
@@ -184,17 +174,12 @@ class PendingMemory:
         return found
 
     def remember(
-        self,
-        translations: Iterable[tuple[str, str, str]],
-        *,
-        source_language: str,
-        target_language: str,
-        now: datetime,
+        self, translations: Iterable[tuple[str, str, str]], *, pair: LanguagePair, now: datetime
     ) -> None:
         """Keep the translations for the entry's outcome; tell the entries waiting for
         them, and let go of every other claim (they will translate those themselves)."""
         translations = list(translations)
-        self.rows += memory_rows(translations, source_language, target_language, now)
+        self.rows += memory_rows(translations, pair, now)
         answers = {
             text: Remembered(translated, engine) for engine, text, translated in translations
         }
@@ -234,13 +219,7 @@ class FeedContext:
 
 class MemoryStore(StoreBase):
     def recall(
-        self,
-        sources: Collection[str],
-        *,
-        source_language: str,
-        target_language: str,
-        engines: Sequence[str],
-        now: datetime,
+        self, sources: Collection[str], *, pair: LanguagePair, engines: Sequence[str], now: datetime
     ) -> dict[str, Remembered]:
         """The best remembered translation of each source text: the editor's, else the
         first of ``engines`` that has one."""
@@ -253,8 +232,8 @@ class MemoryStore(StoreBase):
                 rows = session.execute(
                     _RECALL,
                     {
-                        "source_language": source_language,
-                        "target_language": target_language,
+                        "source_language": pair.source,
+                        "target_language": pair.target,
                         "engines": list(preference),
                         "hashes": hashes[start : start + _CHUNK],
                     },
@@ -272,15 +251,10 @@ class MemoryStore(StoreBase):
             return {by_hash[hashed]: memory for hashed, (_r, _i, memory) in found.items()}
 
     def remember(
-        self,
-        translations: Iterable[tuple[str, str, str]],
-        *,
-        source_language: str,
-        target_language: str,
-        now: datetime,
+        self, translations: Iterable[tuple[str, str, str]], *, pair: LanguagePair, now: datetime
     ) -> None:
         """Keep (engine, source text, translated text) triples; a newer one replaces."""
-        rows = memory_rows(translations, source_language, target_language, now)
+        rows = memory_rows(translations, pair, now)
         if rows:
             with self.session() as session:
                 upsert_memory(session, rows)
@@ -368,31 +342,23 @@ class MemoryStore(StoreBase):
             )
             return bool(getattr(result, "rowcount", 0))
 
-    def spend_tokens(
-        self,
-        engine: str,
-        day: str,
-        tokens: tuple[int, int],
-        cost: float,
-        *,
-        daily_tokens: int = 0,
-        daily_cost: float = 0.0,
-    ) -> bool:
-        """Count (prompt, completion) tokens and their cost for the engine today (negative:
-        a reservation settled lower); False, nothing counted, past a budget (0: none)."""
-        prompt, completion = tokens
+    def spend_tokens(self, engine: str, day: str, spend: TokenSpend, budget: TokenBudget) -> bool:
+        """Count the tokens and their cost for the engine today (negative: a reservation
+        settled lower); False, nothing counted, past a budget."""
         with self.session() as session:
             statement = self._usage_row(session, engine, day)
-            if daily_tokens > 0:
+            if budget.tokens > 0:
                 spent = EngineUsage.prompt_tokens + EngineUsage.completion_tokens
-                statement = statement.where(spent + prompt + completion <= daily_tokens)
-            if daily_cost > 0:
-                statement = statement.where(EngineUsage.cost + cost <= daily_cost)
+                statement = statement.where(
+                    spent + spend.prompt + spend.completion <= budget.tokens
+                )
+            if budget.cost > 0:
+                statement = statement.where(EngineUsage.cost + spend.cost <= budget.cost)
             result = session.execute(
                 statement.values(
-                    prompt_tokens=EngineUsage.prompt_tokens + prompt,
-                    completion_tokens=EngineUsage.completion_tokens + completion,
-                    cost=EngineUsage.cost + cost,
+                    prompt_tokens=EngineUsage.prompt_tokens + spend.prompt,
+                    completion_tokens=EngineUsage.completion_tokens + spend.completion,
+                    cost=EngineUsage.cost + spend.cost,
                 )
             )
             return bool(getattr(result, "rowcount", 0))
@@ -424,37 +390,23 @@ class MemoryStore(StoreBase):
 
 
 def memory_rows(
-    translations: Iterable[tuple[str, str, str]],
-    source_language: str,
-    target_language: str,
-    now: datetime,
+    translations: Iterable[tuple[str, str, str]], pair: LanguagePair, now: datetime
 ) -> list[MemoryRow]:
     """Rows for (engine, source text, translated text) triples."""
     return [
-        _memory_row(engine, source, translated, source_language, target_language, now)
+        {
+            "source_language": pair.source,
+            "target_language": pair.target,
+            "engine": engine,
+            "source_hash": source_hash(source),
+            "source_text": source,
+            "translated_text": translated,
+            "uses": 0,
+            "created_at": now,
+            "used_at": now,
+        }
         for engine, source, translated in translations
     ]
-
-
-def _memory_row(
-    engine: str,
-    source: str,
-    translated: str,
-    source_language: str,
-    target_language: str,
-    now: datetime,
-) -> dict[str, object]:
-    return {
-        "source_language": source_language,
-        "target_language": target_language,
-        "engine": engine,
-        "source_hash": source_hash(source),
-        "source_text": source,
-        "translated_text": translated,
-        "uses": 0,
-        "created_at": now,
-        "used_at": now,
-    }
 
 
 def upsert_memory(session: Session, rows: Sequence[MemoryRow]) -> None:
@@ -508,7 +460,7 @@ def remember_corrections(
 ) -> int:
     """Keep (source text, editor's text) pairs inside an open session; how many were kept."""
     edits = ((EDITOR, source, edited) for source, edited in corrections)
-    rows = memory_rows(edits, source_language, target_language, now)
+    rows = memory_rows(edits, LanguagePair(source_language, target_language), now)
     upsert_memory(session, rows)
     return len(rows)
 

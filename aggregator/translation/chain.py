@@ -23,6 +23,7 @@ from typing import Protocol, TypeVar
 from aggregator.clock import utc_now
 from aggregator.errors import BudgetExhaustedError, TranslateError
 from aggregator.models import UsageCount
+from aggregator.spending import NO_BUDGET, TokenBudget, TokenSpend
 from aggregator.translation.engines import Engine
 from aggregator.translation.llm import BatchAnswer, BatchRequest, LLMEngine
 
@@ -34,17 +35,8 @@ class UsageLedger(Protocol):
     def spend(self, engine: str, day: str, characters: int, *, budget: int) -> bool:
         """Count a request if it fits in the day's budget (0: none); False if it does not."""
 
-    def spend_tokens(
-        self,
-        engine: str,
-        day: str,
-        tokens: tuple[int, int],
-        cost: float,
-        *,
-        daily_tokens: int = 0,
-        daily_cost: float = 0.0,
-    ) -> bool:
-        """Count (prompt, completion) tokens and their cost if they fit in the day's budgets."""
+    def spend_tokens(self, engine: str, day: str, spend: TokenSpend, budget: TokenBudget) -> bool:
+        """Count the tokens and their cost if they fit in the day's budgets."""
 
 
 @dataclass
@@ -156,38 +148,26 @@ class GuardedEngine:
         finally:
             if reserved is not None and self.ledger is not None:
                 day, estimate = reserved
-                real = (answer.prompt_tokens, answer.completion_tokens) if answer else (0, 0)
-                self.ledger.spend_tokens(
-                    self.name,
-                    day,
-                    (real[0] - estimate[0], real[1] - estimate[1]),
-                    engine.cost(*real) - engine.cost(*estimate),
-                )
+                real = engine.spend(*answer.tokens) if answer else TokenSpend(0, 0)
+                self.ledger.spend_tokens(self.name, day, real - estimate, NO_BUDGET)
         self.prompt_tokens += answer.prompt_tokens
         self.completion_tokens += answer.completion_tokens
         return answer
 
     def _reserve_tokens(
         self, engine: LLMEngine, request: BatchRequest
-    ) -> tuple[str, tuple[int, int]] | None:
+    ) -> tuple[str, TokenSpend] | None:
         """The most this request may cost, reserved in the ledger before it leaves, so that
         workers together never overrun the day's budgets; settled once the answer is in."""
         if self.ledger is None:
             return None
         day = self._today()
-        estimate = (engine.prompt_tokens(request), engine.max_answer_tokens(request))
-        fits = self.ledger.spend_tokens(
-            self.name,
-            day,
-            estimate,
-            engine.cost(*estimate),
-            daily_tokens=engine.daily_tokens,
-            daily_cost=engine.daily_cost,
-        )
-        if not fits:
-            described = [f"{engine.daily_tokens:,} tokens"] if engine.daily_tokens else []
-            if engine.daily_cost:
-                described.append(f"{engine.daily_cost:g} in cost (translation.llm.daily_cost)")
+        estimate = engine.spend(engine.prompt_tokens(request), engine.max_answer_tokens(request))
+        budget = engine.budget
+        if not self.ledger.spend_tokens(self.name, day, estimate, budget):
+            described = [f"{budget.tokens:,} tokens"] if budget.tokens else []
+            if budget.cost:
+                described.append(f"{budget.cost:g} in cost (translation.llm.daily_cost)")
             raise self._spent(" and ".join(described))
         return day, estimate
 

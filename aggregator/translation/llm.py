@@ -54,6 +54,7 @@ from babel import Locale, UnknownLocaleError
 
 from aggregator.config import LLMSettings, TranslationSettings
 from aggregator.errors import BudgetExhaustedError, ConfigError, TranslateError
+from aggregator.spending import TokenBudget, TokenSpend
 
 PROMPT_VERSION = "llm-v1"
 CHARS_PER_TOKEN = 4
@@ -104,6 +105,10 @@ class BatchAnswer:
     prompt_tokens: int = 0
     completion_tokens: int = 0
 
+    @property
+    def tokens(self) -> tuple[int, int]:
+        return self.prompt_tokens, self.completion_tokens
+
 
 @dataclass
 class LLMEngine:
@@ -147,11 +152,17 @@ class LLMEngine:
                 )
             return self._client
 
-    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
-        return (
+    @property
+    def budget(self) -> TokenBudget:
+        return TokenBudget(self.daily_tokens, self.daily_cost)
+
+    def spend(self, prompt_tokens: int, completion_tokens: int) -> TokenSpend:
+        """The tokens with their cost at the configured prices."""
+        cost = (
             prompt_tokens * self.price_input_per_mtok
             + completion_tokens * self.price_output_per_mtok
         ) / 1_000_000
+        return TokenSpend(prompt_tokens, completion_tokens, cost)
 
     def prompt_tokens(self, request: BatchRequest) -> int:
         return estimate_tokens(self.instructions) + estimate_tokens(self.payload(request))

@@ -34,6 +34,7 @@ from aggregator.clock import utc_now
 from aggregator.errors import TranslateError
 from aggregator.extraction.extract import sanitize
 from aggregator.extraction.language import MIN_LETTERS, detect_among, letters, might_be
+from aggregator.languages import LanguagePair
 from aggregator.translation.batches import pack
 from aggregator.translation.chain import EngineChain, GuardedEngine, exhausted
 from aggregator.translation.engines import Engine
@@ -88,22 +89,11 @@ class Memory(Protocol):
     """Where translated units are kept (``store.MemoryStore``)."""
 
     def recall(
-        self,
-        sources: Collection[str],
-        *,
-        source_language: str,
-        target_language: str,
-        engines: Sequence[str],
-        now: datetime,
+        self, sources: Collection[str], *, pair: LanguagePair, engines: Sequence[str], now: datetime
     ) -> Mapping[str, Remembered]: ...
 
     def remember(
-        self,
-        translations: Iterable[tuple[str, str, str]],
-        *,
-        source_language: str,
-        target_language: str,
-        now: datetime,
+        self, translations: Iterable[tuple[str, str, str]], *, pair: LanguagePair, now: datetime
     ) -> None: ...
 
 
@@ -257,6 +247,7 @@ def translate_article(
     (``store.feed_examples``): LLM engines see them as the house style.
     """
     chain = EngineChain.of(engines)
+    pair = LanguagePair(source_language, target_language)
     spent_before = [(g.characters, g.requests) for g in chain.engines]
     tokens_before = [(g.prompt_tokens, g.completion_tokens) for g in chain.engines]
     root = parse_fragment(html)
@@ -282,11 +273,7 @@ def translate_article(
     from_memory = 0
     if memory is not None and needed:
         remembered = memory.recall(
-            {item.key for item in needed},
-            source_language=source_language,
-            target_language=target_language,
-            engines=chain.names,
-            now=now(),
+            {item.key for item in needed}, pair=pair, engines=chain.names, now=now()
         )
         for item in needed:
             hit = remembered.get(item.key)
@@ -312,8 +299,7 @@ def translate_article(
         if memory is not None:
             memory.remember(
                 [(i.engine or "", i.key, i.remember) for i in needed if i.remember],
-                source_language=source_language,
-                target_language=target_language,
+                pair=pair,
                 now=now(),
             )
 

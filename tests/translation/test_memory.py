@@ -15,6 +15,7 @@ from servers import LibreTranslateServer, UpstreamServer, dictionary_translate
 from translation_desk import ghost_feed, open_desk
 
 from aggregator.config import Duration, EngineSettings, TranslationSettings
+from aggregator.languages import LanguagePair
 from aggregator.store import Store
 from aggregator.translation import kept
 from aggregator.translation.engines import Engine, build_engine
@@ -48,10 +49,11 @@ def libre(server: LibreTranslateServer) -> Engine:
 
 def test_remembered_blocks_come_back_the_editors_first(store: Store) -> None:
     languages = {"source_language": "en", "target_language": "fr"}
+    pair = LanguagePair("en", "fr")
     store.remember(
         [("libre", "The [[1]]board[[/1]] met.", "Le [[1]]conseil[[/1]] a siégé."),
          ("google", "The board met.", "Le conseil s'est réuni.")],
-        now=NOW, **languages,
+        now=NOW, pair=pair,
     )  # fmt: skip
     store.remember_correction(
         source_text="The board met.", translated_text="Le conseil s'est réuni hier.",
@@ -60,7 +62,7 @@ def test_remembered_blocks_come_back_the_editors_first(store: Store) -> None:
 
     found = store.recall(
         ["The [[1]]board[[/1]] met.", "The board met.", "Unknown."],
-        engines=["libre"], now=NOW, **languages,
+        engines=["libre"], now=NOW, pair=pair,
     )  # fmt: skip
 
     assert {k: (v.translation, v.engine) for k, v in found.items()} == {
@@ -69,10 +71,10 @@ def test_remembered_blocks_come_back_the_editors_first(store: Store) -> None:
     }
     # Another engine's translation is not used unless that engine is in the chain.
     block = "The [[1]]board[[/1]] met."
-    assert store.recall([block], engines=["google"], now=NOW, **languages) == {}
+    assert store.recall([block], engines=["google"], now=NOW, pair=pair) == {}
     # A newer translation of the same block replaces the older one.
-    store.remember([("libre", block, "Le [[1]]conseil[[/1]] est là.")], now=NOW, **languages)
-    again = store.recall(["The [[1]]board[[/1]] met."], engines=["libre"], now=NOW, **languages)
+    store.remember([("libre", block, "Le [[1]]conseil[[/1]] est là.")], now=NOW, pair=pair)
+    again = store.recall(["The [[1]]board[[/1]] met."], engines=["libre"], now=NOW, pair=pair)
     assert again["The [[1]]board[[/1]] met."].translation == "Le [[1]]conseil[[/1]] est là."
     assert store.memory_size() == 3
 
