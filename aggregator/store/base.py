@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import sqlite3
@@ -10,7 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
@@ -19,6 +20,19 @@ from sqlalchemy.exc import ArgumentError, DisconnectionError, OperationalError, 
 from sqlalchemy.orm import Session, sessionmaker
 
 from aggregator.errors import NotFoundError, StorageError
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+_View = TypeVar("_View", bound="DataclassInstance")
+
+
+def view_of(view: type[_View], row: object, **given: Any) -> _View:
+    """A view (a frozen dataclass) of a row: each field read from the row's attribute of the
+    same name, unless ``given``; the view's fields name what leaves the store."""
+    read = {f.name: getattr(row, f.name) for f in dataclasses.fields(view) if f.name not in given}
+    return view(**read, **given)
+
 
 _Row = TypeVar("_Row")
 MIGRATIONS = Path(__file__).parent.parent / "migrations"

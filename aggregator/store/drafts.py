@@ -26,7 +26,7 @@ from aggregator.errors import ConflictError, InvalidTransitionError
 from aggregator.kept_edits import EditRules
 from aggregator.models import Draft, DraftEvent, DraftStatus, Entry, Feed
 from aggregator.store import edits as kept
-from aggregator.store.base import StoreBase, row_or_missing
+from aggregator.store.base import StoreBase, row_or_missing, view_of
 from aggregator.store.edits import needed
 from aggregator.store.memory import learn_from_edit
 from aggregator.store.moves import apply_move
@@ -53,12 +53,17 @@ def unflag_stale(draft: Draft) -> None:
     draft.warnings = [w for w in draft.warnings or () if w != SOURCE_CHANGED_NOTE]
 
 
-class Review(TypedDict, total=False):
-    """Who approves or rejects, when, on which version, and whether the credit names them."""
+class Action(TypedDict, total=False):
+    """Who acts on a draft, when, and on which version (None: whatever the version)."""
 
     actor: Required[str]
     now: Required[datetime]
     expected_version: int | None
+
+
+class Review(Action, total=False):
+    """An approval or rejection, and whether the credit names the reviewer."""
+
     named: bool
 
 
@@ -382,18 +387,13 @@ class DraftStore(StoreBase):
             return _draft_view(draft)
 
     def acknowledge_source_change(
-        self,
-        draft_id: int,
-        *,
-        actor: str,
-        now: datetime,
-        current_source_html: str,
-        expected_version: int | None = None,
+        self, draft_id: int, current_source_html: str, **action: Unpack[Action]
     ) -> DraftView:
         """The editor looked at what changed in the original and keeps the translation."""
+        actor, now = action["actor"], action["now"]
         with self.session() as session:
             draft = self._draft(session, draft_id)
-            _check_version(session, draft, expected_version)
+            _check_version(session, draft, action.get("expected_version"))
             if not _draft_view(draft).stale:
                 raise InvalidTransitionError(
                     f"draft {draft_id} is not stale: its original has not changed since approval"
@@ -490,14 +490,7 @@ def _conflict_message(session: Session, draft: Draft, seen: int) -> str:
 
 
 def _event_view(event: DraftEvent, title: str) -> DraftEventView:
-    return DraftEventView(
-        draft_id=event.draft_id,
-        action=event.action,
-        actor=event.actor,
-        detail=event.detail,
-        at=event.at,
-        draft_title=title,
-    )
+    return view_of(DraftEventView, event, draft_title=title)
 
 
 def _public_view(draft: Draft) -> DraftView:
@@ -522,11 +515,9 @@ def _public_view(draft: Draft) -> DraftView:
 def _draft_view(draft: Draft, *, with_edits: bool = False) -> DraftView:
     entry = draft.entry
     feed = entry.feed
-    return DraftView(
-        id=draft.id,
-        status=draft.status,
-        title=draft.title,
-        body_html=draft.body_html,
+    return view_of(
+        DraftView,
+        draft,
         original_title=entry.title,
         original_url=entry.permalink or entry.url,
         author=entry.author,
@@ -539,20 +530,8 @@ def _draft_view(draft: Draft, *, with_edits: bool = False) -> DraftView:
         # When the original feed last changed this entry: stable between polls, unlike the
         # feed's last successful check.
         feed_updated_at=entry.source_updated_at or entry.published_at or entry.created_at,
-        engine=draft.engine,
-        source_language=draft.source_language,
-        target_language=draft.target_language,
-        characters=draft.characters,
-        requests=draft.requests,
         warnings=tuple(draft.warnings or ()),
-        version=draft.version,
-        reviewed_by=draft.reviewed_by,
-        created_at=draft.created_at,
-        updated_at=draft.updated_at,
-        approved_at=draft.approved_at,
-        source_changed_at=draft.source_changed_at,
         published=draft.published_approved_at is not None,
-        withdrawn_at=draft.withdrawn_at,
         edited=kept.edited_parts(draft) if with_edits else (),
         flags=kept.edit_flags(draft) if with_edits else (),
     )

@@ -20,7 +20,7 @@ from aggregator.models import (
     table_of,
 )
 from aggregator.parsed import ParsedEntry
-from aggregator.store.base import FEED_SYNC_LOCK, StoreBase, insert_for
+from aggregator.store.base import FEED_SYNC_LOCK, StoreBase, insert_for, view_of
 from aggregator.store.drafts import flag_stale
 from aggregator.store.moves import apply_move
 from aggregator.store.snapshots import (
@@ -102,20 +102,8 @@ class FeedStore(StoreBase):
             query = query.where(or_(Feed.locked_until.is_(None), Feed.locked_until <= now))
             query = query.order_by(Feed.next_check_at).with_for_update(skip_locked=True)
             claimed = [
-                FeedWork(
-                    id=row.id,
-                    url=row.url,
-                    name=row.name,
-                    status=row.status,
-                    etag=row.etag,
-                    last_modified=row.last_modified,
-                    body_hash=row.body_hash,
-                    interval_seconds=row.interval_seconds,
-                    error_count=row.error_count,
-                    config_url=row.config_url,
-                    next_check_at=row.next_check_at,
-                    ttl_seconds=row.ttl_seconds,
-                    item_fingerprints=tuple((row.item_fingerprints or "").split()),
+                view_of(
+                    FeedWork, row, item_fingerprints=tuple((row.item_fingerprints or "").split())
                 )
                 for row in session.execute(query)
             ]

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from aggregator.errors import AccountError
 from aggregator.models import BrowserSession, LoginAttempt, User
-from aggregator.store.base import StoreBase, insert_for
+from aggregator.store.base import StoreBase, insert_for, view_of
 
 # Throttling counters not touched for this long are forgotten.
 FORGET_ATTEMPTS_AFTER = timedelta(days=1)
@@ -50,17 +50,7 @@ class SessionView:
 
 
 def _user_view(user: User, sessions: int = 0) -> UserView:
-    return UserView(
-        id=user.id,
-        name=user.name,
-        role=user.role,
-        password_hash=user.password_hash,
-        created_at=user.created_at,
-        password_changed_at=user.password_changed_at,
-        disabled_at=user.disabled_at,
-        last_login_at=user.last_login_at,
-        sessions=sessions,
-    )
+    return view_of(UserView, user, sessions=sessions)
 
 
 class UserStore(StoreBase):

@@ -28,7 +28,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from aggregator.clock import utc_now
 from aggregator.errors import TranslateError
@@ -532,23 +532,28 @@ def corrections(source_html: str, machine_html: str, edited_html: str) -> list[t
     return found
 
 
+_M = TypeVar("_M")
+
+
 def _in_source_placeholders(source: Unit, edited: Unit) -> str | None:
     """The edited text with its placeholders renumbered as the source's, or None."""
-    free_tags = dict(source.tags)
-    free_opaque = dict(source.opaque)
     mapping: dict[int, int] = {}
-    for n, tag in edited.tags.items():
-        match = next((m for m, t in free_tags.items() if t == tag), None)
-        if match is None:
-            return None
-        mapping[n] = match
-        del free_tags[match]
-    for n, html in edited.opaque.items():
-        match = next((m for m, h in free_opaque.items() if h == html), None)
-        if match is None:
-            return None
-        mapping[n] = match
-        del free_opaque[match]
-    if free_tags or free_opaque:
+    if not (
+        _pair_up(edited.tags, source.tags, mapping)
+        and _pair_up(edited.opaque, source.opaque, mapping)
+    ):
         return None
     return PLACEHOLDER.sub(lambda m: f"[[{m.group(1)}{mapping[int(m.group(2))]}]]", edited.text)
+
+
+def _pair_up(edited: Mapping[int, _M], source: Mapping[int, _M], mapping: dict[int, int]) -> bool:
+    """Number each edited placeholder as the source's one holding the same markup, into
+    ``mapping``; False unless every placeholder on each side finds its own."""
+    free = dict(source)
+    for n, markup in edited.items():
+        match = next((m for m, held in free.items() if held == markup), None)
+        if match is None:
+            return False
+        mapping[n] = match
+        del free[match]
+    return not free
