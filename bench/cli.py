@@ -5,7 +5,7 @@ LibreTranslate-API server) fills an SQLite database with N pending drafts; then 
 runs 5 times from the shell, beside `python -c pass` (the cost of starting any Python process
 on this machine), and the medians are printed side by side.
 
-    .venv/bin/python bench/cli.py [--drafts 1000] [--runs 5] [--keep DIRECTORY]
+    .venv/bin/python -m bench.cli [--drafts 1000] [--runs 5] [--keep DIRECTORY]
 
 ``--keep``: fill DIRECTORY's database once and measure on it again on later runs.
 
@@ -24,10 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-from daemons import newsletter_feed
-from servers import LibreTranslateServer, UpstreamServer
+from tests.daemons import newsletter_feed
+from tests.servers import LibreTranslateServer, UpstreamServer, config_toml
 
 # The console script, as the editor runs it.
 AGGREGATOR = [str(Path(sys.executable).parent / "aggregator")]
@@ -37,22 +35,10 @@ GOALS = {"aggregator --help": 0.25, "aggregator drafts list --json": 0.5}
 def write_config(directory: Path, feed_url: str, translator: str) -> Path:
     config = directory / "config.toml"
     config.write_text(
-        "\n".join(
-            [
-                "[database]",
-                f'url = "sqlite:///{directory / "aggregator.db"}"',
-                "[fetch]",
-                "allow_private_networks = true",
-                "[translation]",
-                'engine = "libre"',
-                "[translation.libre]",
-                f'url = "{translator}"',
-                'api_key = "bench"',
-                "[[feeds]]",
-                f'url = "{feed_url}"',
-                'name = "Weekly"',
-                "",
-            ]
+        config_toml(
+            translator,
+            [{"url": feed_url, "name": "Weekly"}],
+            database_url=f"sqlite:///{directory / 'aggregator.db'}",
         ),
         encoding="utf-8",
     )

@@ -1,7 +1,7 @@
 """Polling N feeds: `aggregator poll` beside the `reader` library, as whole processes.
 
-    .venv/bin/python bench/poll.py                 # 500 feeds × 20 entries
-    .venv/bin/python bench/poll.py --feeds 100     # quicker
+    .venv/bin/python -m bench.poll                 # 500 feeds × 20 entries
+    .venv/bin/python -m bench.poll --feeds 100     # quicker
 
 One upstream server process (uvicorn, httptools, uvloop; an ASGI app serving feeds from
 memory) listens on several loopback addresses, so that the feeds belong to several hosts as
@@ -42,6 +42,8 @@ from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
+
+from tests.servers import free_port
 
 ROUNDS = [
     ("A", "cold", "validators", 0.0),
@@ -273,12 +275,6 @@ class Clients:
 
 
 # ---------------------------------------------------------------------------- the run
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def wait_for(port: int, process: subprocess.Popen[bytes]) -> None:

@@ -1,6 +1,6 @@
 """Serving the published feed: `aggregator serve` beside nginx serving the same bytes.
 
-    .venv/bin/python bench/serve.py [--entries 50] [--duration 8] [--connections 16] [--pin]
+    .venv/bin/python -m bench.serve [--entries 50] [--duration 8] [--connections 16] [--pin]
 
 A database with N approved drafts (French bodies of the Ghost-style fixture, with credit) is
 built through the store and `aggregator serve` (one uvicorn worker, as shipped) is started
@@ -27,7 +27,6 @@ import importlib.util
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,15 +36,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from aggregator import config as config_module
+from aggregator.polling.parse import ParsedEntry
+from aggregator.store import DraftContent, Store
+from tests.nginx import documented_nginx_server, nginx_conf
+from tests.servers import dictionary_translate, free_port
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "web")]
-
-from servers import dictionary_translate  # noqa: E402
-from test_nginx import documented_nginx_server, nginx_conf  # noqa: E402
-
-from aggregator import config as config_module  # noqa: E402
-from aggregator.polling.parse import ParsedEntry  # noqa: E402
-from aggregator.store import DraftContent, Store  # noqa: E402
 
 FIXTURE = ROOT / "tests" / "data" / "torment-nexus-like.rss"
 # With --pin: wrk on one core, the server measured on the other (a quiet machine only:
@@ -55,12 +52,6 @@ CLIENT_CPU = ["taskset", "-c", "0"] if PIN else []
 SERVER_CPU = ["taskset", "-c", "1"] if PIN else []
 GOAL_RATIO = 0.6
 GOAL_P99_MS = 20.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def build_database(folder: Path, entries: int, port: int) -> Path:

@@ -44,13 +44,14 @@ def config_toml(
     *,
     database_url: str = "sqlite:///aggregator.db",
     port: int | None = None,
+    fetch: Mapping[str, int | str] | None = None,
     extra: str = "",
 ) -> str:
     """The text of a config.toml pointing the aggregator at these servers: translation by
     ``libre_url`` (a LibreTranslateServer), private networks allowed (all is on loopback),
-    the web server on ``port`` of 127.0.0.1 when given. ``feeds`` are mappings of feed keys
-    (``url``, ``name``, ``interval``…). ``extra`` is TOML put as is before the feeds: its
-    bare keys, if any, go to ``[translation.libre]``."""
+    ``fetch`` keys added to [fetch], the web server on ``port`` of 127.0.0.1 when given.
+    ``feeds`` are mappings of feed keys (``url``, ``name``, ``interval``…). ``extra`` is
+    TOML put as is before the feeds: its bare keys, if any, go to ``[translation.libre]``."""
     lines = ["[database]", f"url = {_toml_string(database_url)}", ""]
     if port is not None:
         lines += [
@@ -63,6 +64,7 @@ def config_toml(
     lines += [
         "[fetch]",
         "allow_private_networks = true",
+        *(f"{key} = {_toml_string(value)}" for key, value in (fetch or {}).items()),
         "",
         "[translation]",
         'engine = "libre"',
@@ -80,7 +82,7 @@ def config_toml(
     return "\n".join(lines) + "\n"
 
 
-def _toml_string(value: str) -> str:
+def _toml_string(value: str | int) -> str:
     # A JSON string is a valid TOML basic string for everything written here.
     return json.dumps(value, ensure_ascii=False)
 

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 import hostile
 import pytest
 from hostile import HostileServer
-from servers import UpstreamServer
+from servers import UpstreamServer, config_toml
 
 # Limits of time and memory: measured with no other test running beside them.
 pytestmark = pytest.mark.serial
@@ -91,30 +91,21 @@ def hostile_feeds(bad: HostileServer) -> dict[str, str]:
     return urls
 
 
+# A translator nobody asks: the polls that use it are --fetch-only.
+UNUSED_TRANSLATOR = "http://127.0.0.1:9/"
+
+
 def write_config(tmp_path: Path, feeds: dict[str, str], *, libre_url: str | None = None) -> Path:
-    lines = [
-        "[database]",
-        'url = "sqlite:///aggregator.db"',
-        "[fetch]",
-        "allow_private_networks = true",
+    text = config_toml(
+        libre_url or UNUSED_TRANSLATOR,
+        [{"url": url, "name": name} for name, url in feeds.items()],
         # Every site of this test shares 127.0.0.1; in the world they are ~35 hosts.
-        "per_host_concurrency = 8",
+        fetch={"per_host_concurrency": 8},
         # The status lines asserted below are the English ones.
-        "[review]",
-        'language = "en"',
-    ]
-    if libre_url is not None:
-        lines += [
-            "[translation]",
-            'engine = "libre"',
-            "[translation.libre]",
-            f"url = {json.dumps(libre_url)}",
-            'api_key = "test"',
-        ]
-    for name, url in feeds.items():
-        lines += ["[[feeds]]", f"url = {json.dumps(url)}", f"name = {json.dumps(name)}"]
+        extra='[review]\nlanguage = "en"',
+    )
     path = tmp_path / "config.toml"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path.write_text(text, encoding="utf-8")
     return path
 
 
