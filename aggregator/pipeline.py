@@ -30,6 +30,7 @@ from aggregator.config_checks import ENGINES
 from aggregator.errors import AggregatorError, UnexpectedError
 from aggregator.extraction.boilerplate import recorded_drops, remove_boilerplate, remove_recurring
 from aggregator.extraction.extract import (
+    Article,
     drop_title_heading,
     extract_article,
     feed_content_is_full,
@@ -69,6 +70,8 @@ class Services:
     clock: Callable[[], datetime] = utc_now
     fallback: tuple[Engine, ...] = ()  # [translation] fallback, in order
     breakers: BreakerBoard = field(default_factory=BreakerBoard)
+    # How an article page becomes the article (tests pass their own to make it fail).
+    extract: Callable[[str | bytes, str], Article] = extract_article
 
     @classmethod
     def build(cls, settings: Settings, store: Store) -> Services:
@@ -340,7 +343,7 @@ def take_full_text(services: Services, entry: EntryWork) -> tuple[str, str] | st
     reason = paywall_reason(page.body.decode("utf-8", "replace"))
     if reason:
         return reason
-    return _shaped(services, entry, context, extract_article(page.body, page.url).html), "page"
+    return _shaped(services, entry, context, services.extract(page.body, page.url).html), "page"
 
 
 def _from_feed(services: Services, entry: EntryWork, context: FeedContext, html: str) -> str:
@@ -403,7 +406,7 @@ def reread_changed_pages(
             if paywall_reason(page.body.decode("utf-8", "replace")):
                 log.info("entry %s: the changed page is now members-only; kept as it was", url)
                 continue
-            html = extract_article(page.body, page.url).html
+            html = services.extract(page.body, page.url).html
         except AggregatorError as exc:
             log.warning("entry %s: the changed page could not be read again: %s", url, exc)
             continue

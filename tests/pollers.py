@@ -35,13 +35,14 @@ class Clock:
 class Poller:
     services: Services
     clock: Clock
+    parse: refresh.FeedParser = refresh.parse_feed
 
     @property
     def store(self) -> Store:
         return self.services.store
 
     def poll(self, *, force: bool = False, only: tuple[str, ...] = ()) -> Report:
-        return refresh.poll_feeds(self.services, force=force, only=only)
+        return refresh.poll_feeds(self.services, force=force, only=only, parse=self.parse)
 
     def feed(self, name: str = "feed") -> Feed:
         with self.store.session() as session:

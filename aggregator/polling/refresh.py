@@ -38,6 +38,9 @@ FEED_ACCEPT = (
     "application/xml;q=0.8, text/xml;q=0.8, */*;q=0.5"
 )
 MAX_DISCOVERED_CANDIDATES = 3
+# How a fetched document becomes entries: ``parse_worker.parse_feed``'s signature. Tests pass
+# their own to see what each poll parsed, or to make the parser fail.
+FeedParser = Callable[..., ParsedFeed]
 
 
 def poll_feeds(
@@ -47,6 +50,7 @@ def poll_feeds(
     only: Iterable[str] = (),
     report: Report | None = None,
     on_progress: Callable[[], None] | None = None,
+    parse: FeedParser = parse_feed,
 ) -> Report:
     """Refresh every due feed (every feed with force), a few at a time."""
     report = report or Report()
@@ -61,7 +65,7 @@ def poll_feeds(
 
     def one(feed: FeedWork) -> None:
         try:
-            refresh_feed(services, feed, report, unchanged=unchanged)
+            refresh_feed(services, feed, report, unchanged=unchanged, parse=parse)
         finally:
             if on_progress:
                 on_progress()
@@ -117,6 +121,7 @@ def refresh_feed(
     report: Report,
     *,
     unchanged: UnchangedWriter | None = None,
+    parse: FeedParser = parse_feed,
 ) -> None:
     """Fetch one feed, parse it and store its entries; a failure is stored, never raised."""
     store, now, settings = services.store, services.clock(), services.settings
@@ -152,7 +157,7 @@ def refresh_feed(
             return
         new_url = result.permanent_url
         try:
-            parsed = parse_feed(
+            parsed = parse(
                 result.body,
                 result.url,
                 result.headers.get("content-type"),
@@ -160,7 +165,9 @@ def refresh_feed(
                 timeout=settings.fetch.parse_timeout,
             )
         except NotAFeedError:
-            result, parsed = discover_feed(services, result, trusted_origin, allow_private)
+            result, parsed = discover_feed(
+                services, result, trusted_origin, allow_private, parse=parse
+            )
             body_hash = hashlib.sha256(result.body).hexdigest()
             new_url = result.permanent_url or result.url
             log.info("feed %s: the page links to its feed %s, now followed", feed.name, new_url)
@@ -224,6 +231,8 @@ def discover_feed(
     page: FetchResult,
     trusted_origin: str | None,
     allow_private: bool | None = None,
+    *,
+    parse: FeedParser = parse_feed,
 ) -> tuple[FetchResult, ParsedFeed]:
     """The feed an HTML page announces with <link rel="alternate">, fetched and parsed.
 
@@ -239,7 +248,7 @@ def discover_feed(
             result = services.fetcher.get(
                 url, trusted_origin=trusted_origin, allow_private=allow_private, accept=FEED_ACCEPT
             )
-            parsed = parse_feed(
+            parsed = parse(
                 result.body,
                 result.url,
                 result.headers.get("content-type"),

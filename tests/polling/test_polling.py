@@ -45,13 +45,11 @@ def test_first_poll_stores_entries_then_304_changes_nothing(
     assert len(poller.entries()) == 3
 
 
-def test_same_body_without_validators_skips_parsing(
-    upstream: UpstreamServer, make: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_same_body_without_validators_skips_parsing(upstream: UpstreamServer, make: Any) -> None:
     url = upstream.add("/rss/", hostile.rss(3))
     poller = one_feed(make, url)
     poller.poll()
-    parsed = spy_on_parse(monkeypatch)
+    parsed = spy_on_parse(poller)
 
     report = poller.poll_when_due()
 
@@ -60,25 +58,23 @@ def test_same_body_without_validators_skips_parsing(
     assert poller.poll_when_due().entries["new"] == 1 and len(parsed) == 1
 
 
-def spy_on_parse(monkeypatch: pytest.MonkeyPatch) -> list[ParsedFeed]:
-    """What each call of parse_feed returned, in order."""
+def spy_on_parse(poller: Poller) -> list[ParsedFeed]:
+    """What each call of the poller's parser returns from now on, in order."""
     returned: list[ParsedFeed] = []
-    real_parse = refresh.parse_feed
+    real_parse = poller.parse
 
     def parse(*args: Any, **kwargs: Any) -> ParsedFeed:
         returned.append(real_parse(*args, **kwargs))
         return returned[-1]
 
-    monkeypatch.setattr(refresh, "parse_feed", parse)
+    poller.parse = parse
     return returned
 
 
-def test_a_changed_feed_parses_only_its_new_items(
-    upstream: UpstreamServer, make: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_changed_feed_parses_only_its_new_items(upstream: UpstreamServer, make: Any) -> None:
     poller = one_feed(make, upstream.add("/rss/", hostile.rss(20), etag="v1"))
     poller.poll()
-    parsed = spy_on_parse(monkeypatch)
+    parsed = spy_on_parse(poller)
     upstream.add("/rss/", hostile.rss(21), etag="v2")  # one more item, 20 as they were
 
     assert poller.poll_when_due().entries == {"new": 1, "updated": 0}
