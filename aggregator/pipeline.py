@@ -74,7 +74,9 @@ class Services:
     extract: Callable[[str | bytes, str], Article] = extract_article
 
     @classmethod
-    def build(cls, settings: Settings, store: Store) -> Services:
+    def build(
+        cls, settings: Settings, store: Store, clock: Callable[[], datetime] = utc_now
+    ) -> Services:
         translation = settings.translation
         engine, *fallback = build_engines(translation)
         return cls(
@@ -82,6 +84,7 @@ class Services:
             store=store,
             fetcher=Fetcher(settings.fetch),
             engine=engine,
+            clock=clock,
             fallback=tuple(fallback),
             breakers=BreakerBoard(
                 translation.breaker_threshold, float(translation.breaker_cooldown)

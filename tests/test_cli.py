@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from conftest import WriteConfig, run_cli, run_cli_json
 
 from aggregator import config as config_module
-from aggregator.cli.base import COMMAND_MODULES
+from aggregator.cli.base import COMMAND_MODULES, Invocation
 from aggregator.cli.base import main as cli_main
 from aggregator.polling.parse import ParsedEntry
 from aggregator.store import MIGRATIONS, DraftContent, Store
@@ -105,6 +106,20 @@ def test_approve_names_the_reviewer_and_is_idempotent(config: Path) -> None:
     assert run_cli_json(config, "drafts", "list", "--json") == []
     approved = run_cli_json(config, "drafts", "list", "--status", "approved", "--json")
     assert isinstance(approved, list) and [d["id"] for d in approved] == [draft_id]
+
+
+def test_every_command_dates_what_it_does_by_the_clock_it_is_given(config: Path) -> None:
+    """One clock for a run: a caller (here a test) passes its own and the review action,
+    the audit trail and the feeds' health all read it."""
+    draft_id = seed_draft(config)
+    moment = datetime(2030, 6, 1, 9, 30, tzinfo=UTC)
+    runner = CliRunner()
+    args = ["--config", str(config), "drafts", "approve", str(draft_id), "--as", "Camille"]
+    approved = runner.invoke(cli_main, args, obj=Invocation(clock=lambda: moment))
+    assert approved.exit_code == 0, approved.output
+    shown = run_cli_json(config, "drafts", "show", str(draft_id), "--json")
+    assert isinstance(shown, dict)
+    assert shown["approved_at"] == "2030-06-01T09:30:00Z"
 
 
 def test_a_rejected_draft_cannot_be_approved_and_the_error_says_why(config: Path) -> None:

@@ -7,8 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from aggregator.cli.base import main, open_store, settings_of, words_of
-from aggregator.clock import utc_now
+from aggregator.cli.base import main, now_of, open_store, settings_of, words_of
 
 if TYPE_CHECKING:
     from aggregator.config import Settings
@@ -72,11 +71,11 @@ def status(ctx: click.Context) -> None:
 
     settings = settings_of(ctx)
     with open_store(settings, upgrade=True) as store:
-        store.sync_feeds(settings.feeds, settings, utc_now())
+        store.sync_feeds(settings.feeds, settings, now_of(ctx))
         feeds_health = store.feed_health()
-        backlog = store.backlog(utc_now())
+        backlog = store.backlog(now_of(ctx))
         counts = store.draft_counts()
-        overview = store.overview(utc_now())
+        overview = store.overview(now_of(ctx))
         database = store.safe_url
         budget_paused = store.paused_by_budget()
     words = words_of(settings)
@@ -89,7 +88,7 @@ def status(ctx: click.Context) -> None:
         )
     )
     for f in feeds_health:
-        click.echo(f"  {health.describe(f, utc_now(), words)}")
+        click.echo(f"  {health.describe(f, now_of(ctx), words)}")
     click.echo(
         words.gettext(
             "entries: %(new)s, %(extracted)s (%(failing)s), %(drafted)s, %(skipped)s",

@@ -14,8 +14,10 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from aggregator import __version__
+from aggregator.clock import utc_now
 from aggregator.errors import AggregatorError, UnknownReviewerError
 
 if TYPE_CHECKING:
@@ -90,13 +93,34 @@ def main(ctx: click.Context, config_path: Path | None, verbose: bool) -> None:
     )
     for noisy in ("httpx", "httpcore", "apscheduler", "urllib3", "trafilatura", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    ctx.obj = config_path
+    invocation = ctx.obj if isinstance(ctx.obj, Invocation) else Invocation()
+    invocation.config_path = config_path
+    ctx.obj = invocation
+
+
+@dataclass
+class Invocation:
+    """What the commands of one run share: the config file named, and the clock (a caller
+    may pass its own as ``obj``, as the tests do)."""
+
+    config_path: Path | None = None
+    clock: Callable[[], datetime] = utc_now
+
+
+def clock_of(ctx: click.Context) -> Callable[[], datetime]:
+    invocation = ctx.find_root().obj
+    return invocation.clock if isinstance(invocation, Invocation) else utc_now
+
+
+def now_of(ctx: click.Context) -> datetime:
+    return clock_of(ctx)()
 
 
 def settings_of(ctx: click.Context) -> Settings:
     from aggregator import config as config_module
 
-    return config_module.load(ctx.find_root().obj)
+    invocation = ctx.find_root().obj
+    return config_module.load(invocation.config_path if invocation else None)
 
 
 def words_of(settings: Settings) -> Messages:

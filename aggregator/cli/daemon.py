@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 import click
 
-from aggregator.cli.base import console, main, open_store, settings_of, words_of
-from aggregator.clock import utc_now
+from aggregator.cli.base import clock_of, console, main, now_of, open_store, settings_of, words_of
 from aggregator.errors import AggregatorError
 
 if TYPE_CHECKING:
@@ -59,18 +58,18 @@ def poll(ctx: click.Context, feeds: tuple[str, ...], fetch_only: bool) -> None:
 
     settings = settings_of(ctx)
     with open_store(settings, upgrade=True) as store:
-        store.sync_feeds(settings.feeds, settings, utc_now())
+        store.sync_feeds(settings.feeds, settings, now_of(ctx))
         unknown = store.unknown_feed_names(feeds)
         if unknown:
             raise AggregatorError(f"no feed named {', '.join(map(repr, unknown))} in the config")
-        services = Services.build(settings, store)
+        services = Services.build(settings, store, clock_of(ctx))
         report = Report()
         try:
             with _progress("feeds", len(feeds) or len(settings.feeds)) as advance:
                 poll_feeds(services, force=True, only=feeds, report=report, on_progress=advance)
             release_idle()  # every feed is read: the parser's memory is the entries' now
             if not fetch_only:
-                waiting = sum(v for k, v in store.backlog(utc_now()).items()
+                waiting = sum(v for k, v in store.backlog(now_of(ctx)).items()
                               if k in ("new", "extracted"))  # fmt: skip
                 with _progress("entries", waiting) as advance:
                     process_backlog(services, retry_failed=True, report=report, on_progress=advance)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from aggregator.cli.base import (
+    clock_of,
     main,
     open_store,
     print_json,
@@ -73,7 +74,7 @@ def drafts_show(ctx: click.Context, draft_id: int, as_json: bool) -> None:
         from aggregator.desk.service import Desk
 
         with open_store(settings, upgrade=True) as store:
-            page = Desk(settings, store).page(draft_id)
+            page = Desk(settings, store, now=clock_of(ctx)).page(draft_id)
         print_json(draft_json(page, settings.server.base_url))
         return
     with open_store(settings, upgrade=True) as store:
@@ -127,7 +128,7 @@ def _each(
     who = Editor(*reviewer(settings, actor))
     failures = 0
     with open_store(settings, upgrade=True) as store:
-        desk = Desk(settings, store)
+        desk = Desk(settings, store, now=clock_of(ctx))
         for draft_id in ids:
             try:
                 draft = desk.act(who, draft_id, version, action)
@@ -200,7 +201,7 @@ def drafts_edit(
     settings = settings_of(ctx)
     who = Editor(*reviewer(settings, actor))
     with open_store(settings, upgrade=True) as store:
-        desk = Desk(settings, store)
+        desk = Desk(settings, store, now=clock_of(ctx))
         body = body_file.read_text(encoding="utf-8") if body_file else None
         new_blocks = [(index, path.read_text(encoding="utf-8")) for index, path in blocks]
         if title is None and body is None and not new_blocks:

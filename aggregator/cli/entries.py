@@ -7,8 +7,15 @@ from pathlib import Path
 
 import click
 
-from aggregator.cli.base import main, open_store, print_json, print_table, settings_of, words_of
-from aggregator.clock import utc_now
+from aggregator.cli.base import (
+    main,
+    now_of,
+    open_store,
+    print_json,
+    print_table,
+    settings_of,
+    words_of,
+)
 from aggregator.errors import AggregatorError
 
 
@@ -56,7 +63,7 @@ def entries_retry(ctx: click.Context, ids: tuple[int, ...]) -> None:
     with open_store(settings, upgrade=True) as store:
         for entry_id in ids:
             try:
-                entry = store.retry_entry(entry_id, now=utc_now())
+                entry = store.retry_entry(entry_id, now=now_of(ctx))
             except AggregatorError as exc:
                 click.echo(f"error: {exc}", err=True)
                 failures += 1
@@ -81,7 +88,7 @@ def entries_translate(ctx: click.Context, entry_id: int, body_file: Path) -> Non
     settings = settings_of(ctx)
     html = body_file.read_text(encoding="utf-8")
     with open_store(settings, upgrade=True) as store:
-        entry = translate_pasted_text(store, settings, entry_id, html, now=utc_now())
+        entry = translate_pasted_text(store, settings, entry_id, html, now=now_of(ctx))
     click.echo(
         words_of(settings).gettext(
             "entry %(id)s queued for translation from your text: %(title)s",

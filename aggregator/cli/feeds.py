@@ -7,8 +7,15 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from aggregator.cli.base import main, open_store, print_json, print_table, settings_of, words_of
-from aggregator.clock import utc_now
+from aggregator.cli.base import (
+    main,
+    now_of,
+    open_store,
+    print_json,
+    print_table,
+    settings_of,
+    words_of,
+)
 
 if TYPE_CHECKING:
     from aggregator.config import Settings
@@ -50,12 +57,12 @@ def feeds_list(ctx: click.Context, as_json: bool) -> None:
 
     settings = settings_of(ctx)
     with open_store(settings, upgrade=True) as store:
-        store.sync_feeds(settings.feeds, settings, utc_now())
+        store.sync_feeds(settings.feeds, settings, now_of(ctx))
         feeds_health = store.feed_health()
     if as_json:
         print_json([_feed_json(f) for f in feeds_health])
         return
-    now, words = utc_now(), words_of(settings)
+    now, words = now_of(ctx), words_of(settings)
     print_table(
         ("name", "status", "last check", "next check", "errors", "entries", "last error"),
         ((f.name, health.status_words(f, words), words.ago(f.last_checked_at, now),
@@ -116,7 +123,7 @@ def feeds_export(ctx: click.Context) -> None:
     click.echo(
         opml_module.write_opml(
             settings.feeds,
-            now=utc_now(),
+            now=now_of(ctx),
             titles={url: f.title for url, f in known.items() if f.title},
             sites={url: f.site_url for url, f in known.items() if f.site_url},
             feed_urls={url: f.url for url, f in known.items() if f.url},

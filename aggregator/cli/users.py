@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from aggregator.cli.base import main, open_store, print_json, settings_of
-from aggregator.clock import utc_now
+from aggregator.cli.base import main, now_of, open_store, print_json, settings_of
 from aggregator.errors import AccountError
 
 if TYPE_CHECKING:
@@ -89,7 +88,7 @@ def users_add(ctx: click.Context, name: str, role: str, password_stdin: bool) ->
             raise AccountError(f"a user named {cleaned!r} already exists")
         first = not store.has_users()
         password = _new_password(password_stdin, cleaned)
-        user = store.add_user(cleaned, hash_password(password), role, utc_now())
+        user = store.add_user(cleaned, hash_password(password), role, now_of(ctx))
     click.echo(f"added {user.role} {user.name}")
     if first:
         click.echo(
@@ -109,7 +108,7 @@ def users_passwd(ctx: click.Context, name: str, password_stdin: bool) -> None:
         if store.find_user(name) is None:
             raise AccountError(f"no user named {name!r} (see `aggregator users list`)")
         password = _new_password(password_stdin, name)
-        ended = store.set_password(name, hash_password(password), utc_now())
+        ended = store.set_password(name, hash_password(password), now_of(ctx))
     click.echo(f"password of {name} changed; {ended} session(s) ended")
 
 
@@ -119,7 +118,7 @@ def users_passwd(ctx: click.Context, name: str, password_stdin: bool) -> None:
 def users_disable(ctx: click.Context, name: str) -> None:
     """Stop an account from logging in; its open sessions end. The audit trail keeps it."""
     with _store(ctx) as store:
-        ended = store.disable_user(name, utc_now())
+        ended = store.disable_user(name, now_of(ctx))
     click.echo(f"disabled {name}; {ended} session(s) ended")
 
 

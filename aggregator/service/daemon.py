@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import FrameType
 
 import uvicorn
@@ -165,6 +165,8 @@ class Daemon:
     web: bool = True
     worker: bool = True
     stopping: threading.Event = field(default_factory=threading.Event)
+    # What the store is told "now" is; the scheduler's timers run on the wall clock.
+    clock: Callable[[], datetime] = utc_now
 
     def __post_init__(self) -> None:
         self.services: Services | None = None
@@ -185,12 +187,12 @@ class Daemon:
         configure_logging(self.settings.log)
         self._install_signal_handlers()
         self.store.upgrade()
-        self.store.sync_feeds(self.settings.feeds, self.settings, utc_now())
+        self.store.sync_feeds(self.settings.feeds, self.settings, self.clock())
         if self.worker:
             # Load the language model now, once, rather than in every thread that first needs
             # it while the first entries wait.
             detect("A sentence in English, long enough for the model to be consulted.")
-            self.services = Services.build(self.settings, self.store)
+            self.services = Services.build(self.settings, self.store, self.clock)
             self._start_scheduler()
             self._start_thread("leases", self._keep_leases)
         self._start_watchdog()
@@ -358,7 +360,7 @@ class Daemon:
         """Renew the claims in flight, so a short lease only matters when a process dies."""
         while not self.stopping.wait(self.lease.total_seconds() / 3):
             try:
-                self.store.renew_claims(utc_now(), self.lease)
+                self.store.renew_claims(self.clock(), self.lease)
             except AggregatorError as exc:
                 log.warning("cannot renew leases: %s", exc)
 
@@ -415,7 +417,7 @@ class Daemon:
         before = {feed.url for feed in self.settings.feeds}
         after = {feed.url for feed in settings.feeds}
         try:
-            self.store.sync_feeds(settings.feeds, settings, utc_now())
+            self.store.sync_feeds(settings.feeds, settings, self.clock())
         except AggregatorError as exc:
             log.error("reload failed, keeping the running configuration: %s", exc)
             sd_notify("READY=1")
@@ -424,7 +426,7 @@ class Daemon:
         configure_logging(settings.log)
         if self.services is not None:
             self._retired.append(self.services)
-            self.services = Services.build(settings, self.store)
+            self.services = Services.build(settings, self.store, self.clock)
         if self.scheduler is not None:
             self.scheduler.reschedule_job(
                 "process_backlog",
