@@ -116,11 +116,16 @@ def now_of(ctx: click.Context) -> datetime:
     return clock_of(ctx)()
 
 
+def config_path_of(ctx: click.Context) -> Path | None:
+    """The file given with --config, if any (else $AGGREGATOR_CONFIG or ./config.toml)."""
+    invocation = ctx.find_root().obj
+    return invocation.config_path if isinstance(invocation, Invocation) else None
+
+
 def settings_of(ctx: click.Context) -> Settings:
     from aggregator import config as config_module
 
-    invocation = ctx.find_root().obj
-    return config_module.load(invocation.config_path if invocation else None)
+    return config_module.load(config_path_of(ctx))
 
 
 def words_of(settings: Settings) -> Messages:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from aggregator.cli.base import (
+    config_path_of,
     main,
     now_of,
     open_store,
@@ -98,7 +99,7 @@ def feeds_import(ctx: click.Context, opml: Path) -> None:
 def _config_in_use(ctx: click.Context) -> Settings | None:
     from aggregator import config as config_module
 
-    path = config_module.config_path(ctx.find_root().obj)
+    path = config_module.config_path(config_path_of(ctx))
     return config_module.load(path) if path.exists() else None
 
 
