@@ -51,6 +51,7 @@ from aggregator.translation import kept
 from aggregator.translation.chain import BreakerBoard, EngineChain, GuardedEngine
 from aggregator.translation.engines import Engine, build_engine, build_engines
 from aggregator.translation.glossary import Glossary
+from aggregator.translation.llm import LLMEngine
 from aggregator.translation.translate import translate_article
 
 log = logging.getLogger("aggregator.pipeline")
@@ -264,6 +265,12 @@ def process_entry(services: Services, entry: EntryWork, report: Report) -> None:
             return
         chain = services.engine_chain(settings.feed_engine(entry.feed_config_url))
         memory = PendingMemory(store)
+        # An LLM is shown how the editors rewrote this feed's earlier articles.
+        examples = (
+            store.feed_examples(entry.feed_id, excluding=entry.id)
+            if any(isinstance(g.engine, LLMEngine) for g in chain.engines)
+            else []
+        )
         try:
             translation = translate_article(
                 entry.title,
@@ -274,6 +281,7 @@ def process_entry(services: Services, entry: EntryWork, report: Report) -> None:
                 source_languages=wanted,
                 memory=memory,
                 glossary=Glossary.from_settings(settings.translation.glossary),
+                examples=examples,
                 now=services.clock,
             )
         finally:

@@ -10,6 +10,7 @@ model is shown for that feed's later articles, never for another feed's.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import pytest
 from llm_server import LLMServer
 from newsroom import EXCERPTS_FEED_PATH, MUSK_TITLE, SIMDJSON_TITLE, serve_newsletters
 from servers import LibreTranslateServer, UpstreamServer
-from translation_desk import FEED_PATH, Desk, open_desk
+from translation_desk import FEED_PATH, Desk, ghost_feed, open_desk
 
 from aggregator.extraction.language import detect
 from aggregator.translation.segment import parse_fragment, text_of_inner, units
@@ -113,3 +114,39 @@ def test_a_feed_on_the_default_engine_beside_a_default_llm_never_reaches_the_mod
     }
     assert {batch["title"] for batch in sent_to_llm(llm)} == set(GHOST[1])
     assert MUSK_TITLE not in "\n".join(libretranslate.texts)
+
+
+def test_an_editors_corrections_are_the_examples_of_the_same_feeds_later_articles_only(
+    tmp_path: Path, upstream: UpstreamServer, libretranslate: LibreTranslateServer, llm: LLMServer
+) -> None:
+    desk = two_feeds_desk(tmp_path, upstream, libretranslate, llm, engine="llm")
+    # At first the Ghost newsletter has only its article about the courts.
+    full = ghost_feed(upstream.base_url)
+    musk_item = re.search(r"<item>.*?</item>", full, re.S)
+    assert musk_item and MUSK_TITLE in musk_item.group(0)
+    upstream.add(FEED_PATH, full.replace(musk_item.group(0), ""), etag="v0")
+    upstream.remove(EXCERPTS_FEED_PATH)
+    desk.poll()
+    assert list(desk.drafts()) == [COURTS_TITLE]
+    assert all(batch["examples"] == [] for batch in sent_to_llm(llm))
+    courts = desk.drafts()[COURTS_TITLE]
+    desk.store.edit(
+        courts.id, actor="Camille", now=desk.moment[0], title="Les tribunaux face au décret"
+    )
+
+    # The Musk article comes out, and the excerpts newsletter is read for the first time.
+    before = len(llm.requests)
+    upstream.add(FEED_PATH, full, etag="v1")
+    serve_newsletters(upstream)
+    desk.poll()
+
+    assert sorted(desk.drafts()) == sorted([COURTS_TITLE, MUSK_TITLE, *EXCERPTS[1]])
+    later = sent_to_llm(llm)[before:]
+    correction = {
+        "source": COURTS_TITLE,
+        "translation": "Les tribunaux face au décret",
+    }
+    musk = [batch for batch in later if batch["title"] == MUSK_TITLE]
+    others = [batch for batch in later if batch["title"] in EXCERPTS[1]]
+    assert musk and all(batch["examples"] == [correction] for batch in musk)
+    assert others and all(batch["examples"] == [] for batch in others)
