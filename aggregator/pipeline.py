@@ -265,12 +265,9 @@ def process_entry(services: Services, entry: EntryWork, report: Report) -> None:
             return
         chain = services.engine_chain(settings.feed_engine(entry.feed_config_url))
         memory = PendingMemory(store)
+        uses_llm = any(isinstance(g.engine, LLMEngine) for g in chain.engines)
         # An LLM is shown how the editors rewrote this feed's earlier articles.
-        examples = (
-            store.feed_examples(entry.feed_id, excluding=entry.id)
-            if any(isinstance(g.engine, LLMEngine) for g in chain.engines)
-            else []
-        )
+        examples = store.feed_examples(entry.feed_id, excluding=entry.id) if uses_llm else []
         try:
             translation = translate_article(
                 entry.title,
@@ -297,6 +294,9 @@ def process_entry(services: Services, entry: EntryWork, report: Report) -> None:
                 characters=translation.characters,
                 requests=translation.requests,
                 warnings=(*dropped_warnings(full_html), *translation.warnings),
+                prompt_tokens=translation.prompt_tokens if uses_llm else None,
+                completion_tokens=translation.completion_tokens if uses_llm else None,
+                cost=translation.cost,
             ),
             now=services.clock(),
             progress=progress,

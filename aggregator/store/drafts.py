@@ -553,6 +553,9 @@ def _draft_view(draft: Draft, *, with_edits: bool = False) -> DraftView:
         source_changed_at=draft.source_changed_at,
         published=draft.published_approved_at is not None,
         withdrawn_at=draft.withdrawn_at,
+        prompt_tokens=draft.prompt_tokens,
+        completion_tokens=draft.completion_tokens,
+        cost=draft.cost,
         edited=kept.edited_parts(draft) if with_edits else (),
         flags=kept.edit_flags(draft) if with_edits else (),
     )

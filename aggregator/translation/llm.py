@@ -147,6 +147,11 @@ class LLMEngine:
                 )
             return self._client
 
+    @property
+    def priced(self) -> bool:
+        """Has it prices (translation.llm.price_*_per_mtok), which make tokens money?"""
+        return self.price_input_per_mtok > 0 or self.price_output_per_mtok > 0
+
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
         return (
             prompt_tokens * self.price_input_per_mtok

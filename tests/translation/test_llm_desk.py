@@ -1,0 +1,140 @@
+"""What an LLM translation shows the editor and the operator: its tokens and cost on the
+draft's desk page and per feed in ``aggregator status``.
+
+``aggregator poll`` translates two newsletters, the Ghost-style one on the LLM engine (the
+official ``openai`` client against ``LLMServer`` on 127.0.0.1, priced) and the excerpts one on
+the default LibreTranslate-compatible server; the desk is the real app under Starlette's
+TestClient, logged in through its form.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import lxml.html
+import pytest
+from conftest import run_cli
+from llm_server import LLMServer
+from newsroom import (
+    EXCERPTS_FEED_PATH,
+    GHOST_FEED_PATH,
+    MUSK_TITLE,
+    PASSWORD,
+    SIMDJSON_TITLE,
+    TestClient,
+    log_in,
+    serve_newsletters,
+)
+from servers import LibreTranslateServer, UpstreamServer, config_toml, free_port
+
+from aggregator import config as config_module
+from aggregator.config import Settings
+from aggregator.i18n import messages
+from aggregator.store import DraftView, Store
+from aggregator.web.app import create_app
+
+PRICE_IN, PRICE_OUT = 2.0, 8.0  # per million tokens
+FRENCH = messages("fr")
+
+
+@dataclass
+class Room:
+    config: Path
+    settings: Settings
+    store: Store
+    llm: LLMServer
+
+    def draft(self, title: str) -> DraftView:
+        (found,) = [d for d in self.store.list_drafts() if d.original_title == title]
+        return self.store.get_draft(found.id)
+
+    def client(self) -> TestClient:
+        app = create_app(self.settings, self.store)
+        return TestClient(app, base_url=self.settings.server.base_url, follow_redirects=False)
+
+
+@pytest.fixture
+def room(
+    tmp_path: Path, upstream: UpstreamServer, libretranslate: LibreTranslateServer
+) -> Iterator[Room]:
+    serve_newsletters(upstream)
+    (tmp_path / "review-password").write_text(PASSWORD + "\n", encoding="utf-8")
+    with LLMServer() as llm:
+        extra = "\n".join([
+            "", "[translation.llm]", f'base_url = "{llm.base_url}"', 'model = "house-model"',
+            f"price_input_per_mtok = {PRICE_IN}", f"price_output_per_mtok = {PRICE_OUT}",
+            'headline = "adapt"',
+            "", "[review]", 'password_file = "review-password"',
+        ])  # fmt: skip
+        feeds = [
+            {"url": upstream.url(GHOST_FEED_PATH), "name": "The Torment Nexus", "engine": "llm"},
+            {"url": upstream.url(EXCERPTS_FEED_PATH), "name": "Excerpts Weekly"},
+        ]
+        config = tmp_path / "config.toml"
+        config.write_text(
+            config_toml(libretranslate.url("/"), feeds, port=free_port(), extra=extra),
+            encoding="utf-8",
+        )
+        run_cli(config, "poll")
+        settings = config_module.load(config)
+        store = Store.from_settings(settings)
+        try:
+            yield Room(config, settings, store, llm)
+        finally:
+            store.close()
+
+
+def cost(draft: DraftView) -> float:
+    assert draft.prompt_tokens is not None and draft.completion_tokens is not None
+    return (draft.prompt_tokens * PRICE_IN + draft.completion_tokens * PRICE_OUT) / 1e6
+
+
+def test_each_draft_keeps_the_tokens_its_translation_cost(room: Room) -> None:
+    on_llm = [d for d in room.store.list_drafts() if d.feed == "The Torment Nexus"]
+    on_libre = [d for d in room.store.list_drafts() if d.feed == "Excerpts Weekly"]
+    assert len(on_llm) == 2 and len(on_libre) == 2
+    # Between them the drafts were sent what the service counted, every request included.
+    assert sum(d.prompt_tokens or 0 for d in on_llm) == room.llm.prompt_tokens
+    spent = room.store.spend_on(datetime.now(UTC).date().isoformat())["llm"]
+    assert sum(d.completion_tokens or 0 for d in on_llm) == spent.completion_tokens
+    for draft in on_llm:
+        assert draft.cost == pytest.approx(cost(draft)) and draft.cost > 0
+    for draft in on_libre:
+        assert (draft.prompt_tokens, draft.completion_tokens, draft.cost) == (None, None, None)
+
+
+def test_the_draft_page_shows_the_tokens_and_the_cost_of_its_translation(room: Room) -> None:
+    musk = room.draft(MUSK_TITLE)
+    simdjson = room.draft(SIMDJSON_TITLE)
+    with room.client() as client:
+        log_in(client)
+        page = lxml.html.fromstring(client.get(f"/review/drafts/{musk.id}").text)
+        other = lxml.html.fromstring(client.get(f"/review/drafts/{simdjson.id}").text)
+
+    (tokens,) = page.find_class("tokens")
+    label = tokens.getprevious()
+    assert label is not None and label.text_content() == "Jetons"
+    assert musk.prompt_tokens and musk.completion_tokens
+    assert tokens.text_content() == (
+        f"{FRENCH.number(musk.prompt_tokens)} envoyés, "
+        f"{FRENCH.number(musk.completion_tokens)} reçus · coût {FRENCH.amount(cost(musk))}"
+    )
+    # A draft no LLM took part in has no such line.
+    assert other.find_class("tokens") == []
+
+
+def test_status_prints_what_each_feed_spent_on_the_llm_today(room: Room) -> None:
+    status = run_cli(room.config, "status").stdout
+
+    on_llm = [d for d in room.store.list_drafts() if d.feed == "The Torment Nexus"]
+    sent = sum(d.prompt_tokens or 0 for d in on_llm)
+    received = sum(d.completion_tokens or 0 for d in on_llm)
+    assert sent == room.llm.prompt_tokens
+    spend_lines = [line for line in status.splitlines() if "brouillons du jour" in line]
+    assert spend_lines == [
+        f"  The Torment Nexus : {FRENCH.number(sent)} envoyés, {FRENCH.number(received)} reçus "
+        "pour ses brouillons du jour (UTC), coût " + FRENCH.amount(sum(cost(d) for d in on_llm))
+    ], status
