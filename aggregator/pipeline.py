@@ -297,6 +297,7 @@ def process_entry(services: Services, entry: EntryWork, report: Report) -> None:
                 prompt_tokens=translation.prompt_tokens if uses_llm else None,
                 completion_tokens=translation.completion_tokens if uses_llm else None,
                 cost=translation.cost,
+                headline=translation.headline or None,
             ),
             now=services.clock(),
             progress=progress,

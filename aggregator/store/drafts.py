@@ -556,6 +556,7 @@ def _draft_view(draft: Draft, *, with_edits: bool = False) -> DraftView:
         prompt_tokens=draft.prompt_tokens,
         completion_tokens=draft.completion_tokens,
         cost=draft.cost,
+        headline=draft.headline,
         edited=kept.edited_parts(draft) if with_edits else (),
         flags=kept.edit_flags(draft) if with_edits else (),
     )

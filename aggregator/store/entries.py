@@ -453,6 +453,7 @@ class EntryStore(StoreBase):
                 "prompt_tokens": content.prompt_tokens,
                 "completion_tokens": content.completion_tokens,
                 "cost": content.cost,
+                "headline": content.headline,
                 "status": DraftStatus.PENDING,
                 "updated_at": now,
                 "translated_at": now,

@@ -104,6 +104,7 @@ class DraftContent:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     cost: float | None = None
+    headline: str | None = None  # proposed for French readers, beside the literal title
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,8 @@ class DraftView:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     cost: float | None = None
+    # The headline the engine proposed for French readers, which the editor may take.
+    headline: str | None = None
     # Filled by ``get_draft`` and ``get_draft_detail`` (not by lists): the parts an editor
     # changed ("title", "block N" counting from 1, "body"), and those whose original changed.
     edited: tuple[str, ...] = ()

@@ -138,3 +138,47 @@ def test_status_prints_what_each_feed_spent_on_the_llm_today(room: Room) -> None
         f"  The Torment Nexus : {FRENCH.number(sent)} envoyés, {FRENCH.number(received)} reçus "
         "pour ses brouillons du jour (UTC), coût " + FRENCH.amount(sum(cost(d) for d in on_llm))
     ], status
+
+
+def headline_form(html: str) -> tuple[str, dict[str, str]]:
+    """The action and fields of the form that takes the adapted headline as the title."""
+    (form,) = lxml.html.fromstring(html).find_class("headline-form")
+    fields = {i.get("name"): i.get("value") or "" for i in form.iter("input") if i.get("name")}
+    return form.get("action") or "", fields
+
+
+def test_the_adapted_headline_is_shown_beside_the_literal_title_and_the_editor_takes_it(
+    room: Room,
+) -> None:
+    musk = room.draft(MUSK_TITLE)
+    assert musk.headline and musk.headline.startswith("À la une")  # llm_server.HEADLINE_PREFIX
+    with room.client() as client:
+        log_in(client)
+        html = client.get(f"/review/drafts/{musk.id}").text
+        page = lxml.html.fromstring(html)
+        (shown,) = page.find_class("adapted-headline")
+        assert shown.text_content() == musk.headline
+        assert page.get_element_by_id("title").get("value") == musk.title != musk.headline
+        assert "Prendre ce titre" in html
+        action, fields = headline_form(html)
+        # Without the session's CSRF token, nothing changes.
+        forged = client.post(action, data={**fields, "csrf": "forged"})
+        assert forged.status_code == 403
+        assert room.draft(MUSK_TITLE).title == musk.title
+
+        taken = client.post(action, data=fields)
+
+        assert taken.status_code == 303, taken.text
+        after = lxml.html.fromstring(client.get(taken.headers["location"]).text)
+    assert after.get_element_by_id("title").get("value") == musk.headline
+    assert after.find_class("adapted-headline") == []  # it is the title now
+    draft = room.draft(MUSK_TITLE)
+    assert draft.title == musk.headline and draft.edited == ("title",)
+    assert draft.version == musk.version + 1
+    events = room.store.get_draft_detail(draft.id).events
+    assert (events[-1].actor, events[-1].action) == ("Camille", "edited")
+    # The literal title stays what the other engines' drafts have: no proposal there.
+    with room.client() as client:
+        log_in(client)
+        other = client.get(f"/review/drafts/{room.draft(SIMDJSON_TITLE).id}").text
+    assert lxml.html.fromstring(other).find_class("headline-form") == []
