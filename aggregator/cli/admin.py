@@ -152,10 +152,10 @@ def _print_budgets(
                 cost=words.number(round(spend.cost, 4)),
             )
         )
-    for feed, spend in overview.feed_spend_today.items():
+    for spend in overview.feed_spend_today.values():
         line = words.gettext(
             "  %(feed)s: %(prompt)s in, %(completion)s out for its drafts of today (UTC)",
-            feed=feed,
+            feed=spend.feed,
             prompt=words.number(spend.prompt_tokens),
             completion=words.number(spend.completion_tokens),
         )

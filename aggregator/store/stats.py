@@ -45,6 +45,13 @@ class Spend:
 
 
 @dataclass(frozen=True)
+class FeedSpend(Spend):
+    """What the drafts of one feed translated on one day cost an LLM engine."""
+
+    feed: str  # its name, as configured
+
+
+@dataclass(frozen=True)
 class Overview:
     feeds: tuple[FeedCounters, ...]
     entries: dict[str, int]  # by state
@@ -61,8 +68,8 @@ class Overview:
     claims_held: int  # entries taken by a process whose lease still runs
     claims_expired: int  # entries whose holder's lease ran out (a crashed process's)
     spend_today: dict[str, Spend] = field(default_factory=dict)  # LLM engines' tokens, cost
-    # The same, per feed (by name), for the drafts translated today with an LLM engine.
-    feed_spend_today: dict[str, Spend] = field(default_factory=dict)
+    # The same per feed (by slug, in name order), for its drafts translated today.
+    feed_spend_today: dict[str, FeedSpend] = field(default_factory=dict)
 
 
 class StatsStore(StoreBase):
@@ -189,13 +196,14 @@ class StatsStore(StoreBase):
                 for row in rows
             }
 
-    def feed_spend_on(self, moment: datetime) -> dict[str, Spend]:
+    def feed_spend_on(self, moment: datetime) -> dict[str, FeedSpend]:
         """What the drafts translated with an LLM engine on ``moment``'s UTC day cost, per
-        feed (by name, in order): requests, tokens sent and received, cost."""
+        feed (by slug, in name order): requests, tokens sent and received, cost."""
         start = datetime.combine(moment.astimezone(UTC).date(), time.min, UTC)
         with self.session() as session:
             rows = session.execute(
                 select(
+                    Feed.slug,
                     Feed.name,
                     func.sum(Draft.requests),
                     func.sum(Draft.prompt_tokens),
@@ -209,12 +217,14 @@ class StatsStore(StoreBase):
                     Draft.translated_at >= start,
                     Draft.translated_at < start + timedelta(days=1),
                 )
-                .group_by(Feed.name)
-                .order_by(Feed.name)
+                .group_by(Feed.slug, Feed.name)
+                .order_by(Feed.name, Feed.slug)
             )
             return {
-                name: Spend(int(requests or 0), int(sent or 0), int(received or 0), cost or 0.0)
-                for name, requests, sent, received, cost in rows
+                slug: FeedSpend(
+                    int(requests or 0), int(sent or 0), int(received or 0), cost or 0.0, name
+                )
+                for slug, name, requests, sent, received, cost in rows
             }
 
 

@@ -28,6 +28,7 @@ from newsroom import (
     log_in,
     serve_newsletters,
 )
+from prometheus_client.parser import text_string_to_metric_families
 from servers import LibreTranslateServer, UpstreamServer, config_toml, free_port
 
 from aggregator import config as config_module
@@ -182,3 +183,24 @@ def test_the_adapted_headline_is_shown_beside_the_literal_title_and_the_editor_t
         log_in(client)
         other = client.get(f"/review/drafts/{room.draft(SIMDJSON_TITLE).id}").text
     assert lxml.html.fromstring(other).find_class("headline-form") == []
+
+
+def test_metrics_export_what_each_feed_spent_on_the_llm_today(room: Room) -> None:
+    on_llm = [d for d in room.store.list_drafts() if d.feed == "The Torment Nexus"]
+    slug = on_llm[0].feed_slug
+    with room.client() as client:
+        answer = client.get("/metrics")
+    assert answer.status_code == 200
+    samples = {
+        (sample.name, tuple(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(answer.text)
+        for sample in family.samples
+    }
+    tokens = sum((d.prompt_tokens or 0) + (d.completion_tokens or 0) for d in on_llm)
+    assert samples[("aggregator_llm_feed_tokens_today", (("feed", slug),))] == tokens
+    assert samples[("aggregator_llm_feed_cost_today", (("feed", slug),))] == pytest.approx(
+        sum(cost(d) for d in on_llm)
+    )
+    # The excerpts newsletter is on LibreTranslate: it spent no tokens.
+    feeds = {labels for name, labels in samples if name == "aggregator_llm_feed_tokens_today"}
+    assert feeds == {(("feed", slug),)}
