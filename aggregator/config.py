@@ -227,7 +227,8 @@ class FeedSettings:
     # May this feed's article links, redirects and discovered links reach private
     # addresses? Unset: [fetch] allow_private_networks. Its own URL's origin always may.
     allow_private_networks: bool | None = None
-    # The engine for this feed's articles instead of [translation] engine (its fallbacks stay).
+    # The engine for this feed's articles instead of [translation] engine; [translation]
+    # fallback, without this engine, follows it.
     engine: str = ""
 
     @property
@@ -258,6 +259,14 @@ class Settings:
             if feed.url == feed_url and feed.allow_private_networks is not None:
                 return feed.allow_private_networks
         return self.fetch.allow_private_networks
+
+    def feed_engine(self, feed_url: str) -> str:
+        """The engine that translates the articles of the feed written as ``feed_url`` in
+        config.toml: its own ``engine`` key, else ``[translation] engine``."""
+        for feed in self.feeds:
+            if feed.url == feed_url and feed.engine:
+                return feed.engine
+        return self.translation.engine
 
 
 def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:

@@ -64,6 +64,18 @@ def check(settings: Settings, file: Path) -> None:
             )
         if feed.engine == "llm":
             _check_llm(settings.translation.llm, file)
+        key = f"feeds[{i}].engine"
+        if feed.engine == "libre" and not settings.translation.libre.url:
+            raise ConfigError(f"{file}: missing required key 'translation.libre.url' for '{key}'")
+        if (
+            feed.engine in ("deepl", "microsoft")
+            and not settings.translation.engine_settings(feed.engine).api_key
+        ):
+            raise ConfigError(
+                f"{file}: engine '{feed.engine}' in '{key}' needs "
+                f"'translation.{feed.engine}.api_key' "
+                f"(or the environment variable AGGREGATOR_{feed.engine.upper()}_API_KEY)"
+            )
         seen.add(feed.url)
     _check_review(settings, file)
     _check_operations(settings, file)

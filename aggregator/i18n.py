@@ -181,6 +181,10 @@ class Messages:
         """1,234 (English), 1 234 (French)."""
         return format_decimal(value, locale=self.language).translate(_SPACES)
 
+    def amount(self, value: float) -> str:
+        """Money in the account's currency, to the hundredth of a cent: 0.0123, 0,0123."""
+        return format_decimal(value, "#,##0.00##", locale=self.language).translate(_SPACES)
+
     def day(self, moment: datetime | None) -> str:
         """The date alone, as this language writes it short (12/02/2025)."""
         return format_date(moment, "short", locale=self.language) if moment else ""

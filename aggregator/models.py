@@ -165,6 +165,15 @@ class Draft(Base):
     engine: Mapped[str] = mapped_column(String(32))
     characters: Mapped[int] = mapped_column(Integer, default=0)
     requests: Mapped[int] = mapped_column(Integer, default=0)
+    # What this version's translation cost an LLM engine, as its service counted: tokens
+    # sent and received (None: no LLM engine took part), and their price (None: unpriced).
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer)
+    completion_tokens: Mapped[int | None] = mapped_column(Integer)
+    cost: Mapped[float | None] = mapped_column(Float)
+    translated_at: Mapped[datetime | None] = mapped_column(index=True)  # this version's
+    # A headline written for French readers that the engine proposed beside the literal
+    # title ([translation.llm] headline = "adapt"); the editor may take it as the title.
+    headline: Mapped[str | None] = mapped_column(Text)
     warnings: Mapped[list[str]] = mapped_column(JSON, default=list)
     version: Mapped[int] = mapped_column(Integer, default=1)
     reviewed_by: Mapped[str | None] = mapped_column(String(200))

@@ -27,7 +27,7 @@ from html import escape
 from aggregator.clock import utc_now
 from aggregator.config import Settings
 from aggregator.config_checks import ENGINES
-from aggregator.errors import AggregatorError, UnexpectedError
+from aggregator.errors import AggregatorError, ConfigError, UnexpectedError
 from aggregator.extraction.boilerplate import recorded_drops, remove_boilerplate, remove_recurring
 from aggregator.extraction.extract import (
     Article,
@@ -50,8 +50,9 @@ from aggregator.store import DraftContent, EntryWork, PendingMemory, Progress, S
 from aggregator.store.memory import FeedContext
 from aggregator.translation import kept
 from aggregator.translation.chain import BreakerBoard, EngineChain, GuardedEngine
-from aggregator.translation.engines import Engine, build_engines
+from aggregator.translation.engines import Engine, build_engine, build_engines
 from aggregator.translation.glossary import Glossary
+from aggregator.translation.llm import LLMEngine
 from aggregator.translation.translate import translate_article
 
 log = logging.getLogger("aggregator.pipeline")
@@ -72,6 +73,8 @@ class Services:
     breakers: BreakerBoard = field(default_factory=BreakerBoard)
     # How an article page becomes the article (tests pass their own to make it fail).
     extract: Callable[[str | bytes, str], Article] = extract_article
+    # Engines only some feeds use (``[[feeds]] engine``), by name.
+    feed_engines: dict[str, Engine] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -79,6 +82,7 @@ class Services:
     ) -> Services:
         translation = settings.translation
         engine, *fallback = build_engines(translation)
+        chained = {translation.engine, *translation.fallback}
         return cls(
             settings=settings,
             store=store,
@@ -89,25 +93,41 @@ class Services:
             breakers=BreakerBoard(
                 translation.breaker_threshold, float(translation.breaker_cooldown)
             ),
+            feed_engines={
+                name: build_engine(translation, name)
+                for name in dict.fromkeys(feed.engine for feed in settings.feeds)
+                if name and name not in chained
+            },
         )
 
-    def engine_chain(self) -> EngineChain:
+    def engines_for(self, engine: str = "") -> tuple[Engine, ...]:
+        """The engines of an article whose feed names ``engine`` (``[[feeds]] engine``):
+        that one, then the configured fallbacks without it; unnamed: the configured chain."""
+        configured = (self.engine, *self.fallback)
+        if not engine or engine == self.engine.name:
+            return configured
+        known = {e.name: e for e in (*configured, *self.feed_engines.values())}
+        if engine not in known:
+            raise ConfigError(f"the feeds' engine {engine!r} was not built (restart the daemon)")
+        return (known[engine], *(e for e in self.fallback if e.name != engine))
+
+    def engine_chain(self, engine: str = "") -> EngineChain:
         """The engines one article may use, each behind its breaker and daily budget."""
         translation = self.settings.translation
         return EngineChain(
             [
                 GuardedEngine(
-                    engine,
-                    self.breakers[engine.name],
+                    each,
+                    self.breakers[each.name],
                     ledger=self.store,
                     daily_characters=(
-                        translation.engine_settings(engine.name).daily_characters
-                        if engine.name in ENGINES
+                        translation.engine_settings(each.name).daily_characters
+                        if each.name in ENGINES
                         else 0
                     ),
                     now=self.clock,
                 )
-                for engine in (self.engine, *self.fallback)
+                for each in self.engines_for(engine)
             ]
         )
 
@@ -249,8 +269,11 @@ def process_entry(services: Services, entry: EntryWork, report: Report) -> None:
             )
             report.entry("skipped")
             return
-        chain = services.engine_chain()
+        chain = services.engine_chain(settings.feed_engine(entry.feed_config_url))
         memory = PendingMemory(store)
+        uses_llm = any(isinstance(g.engine, LLMEngine) for g in chain.engines)
+        # An LLM is shown how the editors rewrote this feed's earlier articles.
+        examples = store.feed_examples(entry.feed_id, excluding=entry.id) if uses_llm else []
         try:
             translation = translate_article(
                 entry.title,
@@ -261,6 +284,7 @@ def process_entry(services: Services, entry: EntryWork, report: Report) -> None:
                 source_languages=wanted,
                 memory=memory,
                 glossary=Glossary.from_settings(settings.translation.glossary),
+                examples=examples,
                 now=services.clock,
             )
         finally:
@@ -276,6 +300,10 @@ def process_entry(services: Services, entry: EntryWork, report: Report) -> None:
                 characters=translation.characters,
                 requests=translation.requests,
                 warnings=(*dropped_warnings(full_html), *translation.warnings),
+                prompt_tokens=translation.prompt_tokens if uses_llm else None,
+                completion_tokens=translation.completion_tokens if uses_llm else None,
+                cost=translation.cost,
+                headline=translation.headline or None,
             ),
             now=services.clock(),
             progress=progress,

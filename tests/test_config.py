@@ -113,6 +113,10 @@ def test_relative_sqlite_path_is_relative_to_the_config_file(tmp_path: Path) -> 
         ('[[feeds]]\nurl = "https://a/"\ninterval = "soon"\n', "'feeds[0].interval'"),
         ('[translation]\nengine = "babel"\n', "'translation.engine' must be one of"),
         ('[translation]\nengine = "libre"\n', "missing required key 'translation.libre.url'"),
+        (
+            '[[feeds]]\nurl = "https://a/"\nengine = "libre"\n',
+            "missing required key 'translation.libre.url' for 'feeds[0].engine'",
+        ),
         ('[translation]\nsource_languages = "en"\n', "'translation.source_languages' must be a"),
         ("[server\n", "not valid TOML"),
     ],

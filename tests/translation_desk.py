@@ -124,7 +124,10 @@ def open_desk(
     translation: dict[str, Any] | None = None,
     feed: str | None = None,
     moment: datetime | None = None,
+    feeds: list[dict[str, Any]] | None = None,
 ) -> Desk:
+    """The newsletter at FEED_PATH, or ``feeds`` ([[feeds]] tables), polled by the real
+    stages into ``tmp_path``'s database."""
     base = upstream.base_url
     upstream.add(FEED_PATH, feed if feed is not None else ghost_feed(base), etag="v1")
     members_only = (DATA_DIR / "a-year-of-paid-newsletters.html").read_text(encoding="utf-8")
@@ -142,7 +145,7 @@ def open_desk(
             "libre": {"url": libretranslate.url("/"), "api_key": "test"},
             **(translation or {}),
         },
-        "feeds": [{"url": upstream.url(FEED_PATH), "name": "The Torment Nexus"}],
+        "feeds": feeds or [{"url": upstream.url(FEED_PATH), "name": "The Torment Nexus"}],
     }
     settings = config_module.from_dict(raw, tmp_path / "config.toml")
     store = Store.from_settings(settings)

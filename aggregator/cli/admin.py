@@ -151,6 +151,16 @@ def _print_budgets(
                 cost=words.number(round(spend.cost, 4)),
             )
         )
+    for spend in overview.feed_spend_today.values():
+        line = words.gettext(
+            "  %(feed)s: %(prompt)s in, %(completion)s out for its drafts of today (UTC)",
+            feed=spend.feed,
+            prompt=words.number(spend.prompt_tokens),
+            completion=words.number(spend.completion_tokens),
+        )
+        if spend.cost:
+            line += words.gettext(", cost %(cost)s", cost=words.amount(spend.cost))
+        click.echo(line)
     if paused:
         click.echo(
             words.ngettext(

@@ -8,6 +8,7 @@ the French body is the translation of the n-th leaf block of the original.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass
 from itertools import zip_longest
 from typing import Literal
@@ -19,6 +20,9 @@ from aggregator.store.snapshots import DraftDetail
 from aggregator.translation.kept import blocks_of
 
 MAX_TITLE_CHARACTERS = 500
+# Runs of white space a title is written with, but the no-break spaces of French typography
+# (before « ? ! : ; », inside « guillemets », in 97,4 milliards), which stay as they are.
+_TITLE_SPACES = re.compile(r"[^\S\u00a0\u202f\u2007]+")
 DIFF_CONTEXT_BLOCKS = 1
 
 
@@ -54,7 +58,7 @@ def block_pairs(original_html: str, french_html: str) -> list[BlockPair]:
 
 
 def clean_title(title: str) -> str:
-    cleaned = " ".join(title.split())
+    cleaned = _TITLE_SPACES.sub(" ", title).strip()
     if not cleaned:
         raise InvalidEditError("the title is empty")
     if len(cleaned) > MAX_TITLE_CHARACTERS:

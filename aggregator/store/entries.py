@@ -450,8 +450,13 @@ class EntryStore(StoreBase):
                 "characters": content.characters,
                 "requests": content.requests,
                 "warnings": list(content.warnings),
+                "prompt_tokens": content.prompt_tokens,
+                "completion_tokens": content.completion_tokens,
+                "cost": content.cost,
+                "headline": content.headline,
                 "status": DraftStatus.PENDING,
                 "updated_at": now,
+                "translated_at": now,
             }
             draft_id = session.scalar(_DRAFT_OF_ENTRY, {"this_entry": entry_id})
             if draft_id is None:

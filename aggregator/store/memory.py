@@ -307,15 +307,22 @@ class MemoryStore(StoreBase):
             together=tuple(v for v, same in versions if same),
         )
 
-    def feed_examples(self, feed_id: int, *, limit: int = 6) -> list[tuple[str, str]]:
+    def feed_examples(
+        self, feed_id: int, *, limit: int = 6, excluding: int | None = None
+    ) -> list[tuple[str, str]]:
         """(original, editor's text) of the blocks and titles an editor rewrote last in the
-        feed's drafts: how this publication wants it said, for an LLM to follow."""
+        feed's drafts, but those of the entry ``excluding`` (its own edits are put back
+        over its redraft anyway): how this publication wants it said, for an LLM to follow."""
         with self.session() as session:
             rows = session.execute(
                 select(DraftEdit.source, DraftEdit.text)
                 .join(Draft, DraftEdit.draft_id == Draft.id)
                 .join(Entry, Draft.entry_id == Entry.id)
-                .where(Entry.feed_id == feed_id, DraftEdit.kind.in_(["block", "title"]))
+                .where(
+                    Entry.feed_id == feed_id,
+                    DraftEdit.kind.in_(["block", "title"]),
+                    Entry.id != (excluding if excluding is not None else -1),
+                )
                 .order_by(DraftEdit.updated_at.desc(), DraftEdit.id.desc())
                 .limit(limit)
             ).all()

@@ -100,6 +100,11 @@ class DraftContent:
     characters: int
     requests: int
     warnings: tuple[str, ...] = ()
+    # LLM engines' tokens (None: no LLM engine in the chain) and their cost (None: unpriced).
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cost: float | None = None
+    headline: str | None = None  # proposed for French readers, beside the literal title
 
 
 @dataclass(frozen=True)
@@ -148,6 +153,12 @@ class DraftView:
     # before, which the public views are given in place of the working copy).
     published: bool = False
     withdrawn_at: datetime | None = None
+    # What this version's translation cost an LLM engine (None: no LLM engine; unpriced).
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cost: float | None = None
+    # The headline the engine proposed for French readers, which the editor may take.
+    headline: str | None = None
     # Filled by ``get_draft`` and ``get_draft_detail`` (not by lists): the parts an editor
     # changed ("title", "block N" counting from 1, "body"), and those whose original changed.
     edited: tuple[str, ...] = ()

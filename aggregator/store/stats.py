@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -45,6 +45,13 @@ class Spend:
 
 
 @dataclass(frozen=True)
+class FeedSpend(Spend):
+    """What the drafts of one feed translated on one day cost an LLM engine."""
+
+    feed: str  # its name, as configured
+
+
+@dataclass(frozen=True)
 class Overview:
     feeds: tuple[FeedCounters, ...]
     entries: dict[str, int]  # by state
@@ -61,6 +68,8 @@ class Overview:
     claims_held: int  # entries taken by a process whose lease still runs
     claims_expired: int  # entries whose holder's lease ran out (a crashed process's)
     spend_today: dict[str, Spend] = field(default_factory=dict)  # LLM engines' tokens, cost
+    # The same per feed (by slug, in name order), for its drafts translated today.
+    feed_spend_today: dict[str, FeedSpend] = field(default_factory=dict)
 
 
 class StatsStore(StoreBase):
@@ -170,6 +179,7 @@ class StatsStore(StoreBase):
             claims_held=held or 0,
             claims_expired=expired or 0,
             spend_today=self.spend_on(now.strftime("%Y-%m-%d")),
+            feed_spend_today=self.feed_spend_on(now),
         )
 
     def spend_on(self, day: str) -> dict[str, Spend]:
@@ -184,6 +194,37 @@ class StatsStore(StoreBase):
             return {
                 row.engine: Spend(row.requests, row.prompt_tokens, row.completion_tokens, row.cost)
                 for row in rows
+            }
+
+    def feed_spend_on(self, moment: datetime) -> dict[str, FeedSpend]:
+        """What the drafts translated with an LLM engine on ``moment``'s UTC day cost, per
+        feed (by slug, in name order): requests, tokens sent and received, cost."""
+        start = datetime.combine(moment.astimezone(UTC).date(), time.min, UTC)
+        with self.session() as session:
+            rows = session.execute(
+                select(
+                    Feed.slug,
+                    Feed.name,
+                    func.sum(Draft.requests),
+                    func.sum(Draft.prompt_tokens),
+                    func.sum(Draft.completion_tokens),
+                    func.sum(Draft.cost),
+                )
+                .join(Entry, Draft.entry_id == Entry.id)
+                .join(Feed, Entry.feed_id == Feed.id)
+                .where(
+                    Draft.prompt_tokens.is_not(None),
+                    Draft.translated_at >= start,
+                    Draft.translated_at < start + timedelta(days=1),
+                )
+                .group_by(Feed.slug, Feed.name)
+                .order_by(Feed.name, Feed.slug)
+            )
+            return {
+                slug: FeedSpend(
+                    int(requests or 0), int(sent or 0), int(received or 0), cost or 0.0, name
+                )
+                for slug, name, requests, sent, received, cost in rows
             }
 
 

@@ -153,6 +153,11 @@ class LLMEngine:
             return self._client
 
     @property
+    def priced(self) -> bool:
+        """Has it prices (translation.llm.price_*_per_mtok), which make tokens money?"""
+        return self.price_input_per_mtok > 0 or self.price_output_per_mtok > 0
+
+    @property
     def budget(self) -> TokenBudget:
         return TokenBudget(self.daily_tokens, self.daily_cost)
 

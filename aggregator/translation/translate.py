@@ -111,6 +111,7 @@ class Translation:
     headline: str = ""  # an LLM's headline for French readers, when asked for one
     prompt_tokens: int = 0  # LLM engines' tokens, as their services counted them
     completion_tokens: int = 0
+    cost: float | None = None  # those tokens at the engines' prices; None: none is priced
 
 
 # ---------------------------------------------------------------- sending
@@ -336,7 +337,18 @@ def translate_article(
         headline=headline,
         prompt_tokens=sum(g.prompt_tokens - p for g, (p, _c) in tokens),
         completion_tokens=sum(g.completion_tokens - c for g, (_p, c) in tokens),
+        cost=_cost(tokens),
     )
+
+
+def _cost(spent: Sequence[tuple[GuardedEngine, tuple[int, int]]]) -> float | None:
+    """What the tokens sent since ``spent``'s counts cost at the engines' prices."""
+    costs = [
+        guarded.engine.spend(guarded.prompt_tokens - p, guarded.completion_tokens - c).cost
+        for guarded, (p, c) in spent
+        if isinstance(guarded.engine, LLMEngine) and guarded.engine.priced
+    ]
+    return sum(costs) if costs else None
 
 
 def _headline(

@@ -34,6 +34,8 @@ from aggregator.store import Store
 REVIEWER = "Camille"
 HOSTILE_BODY = '<p onclick="steal()">Corps relu<script>alert(1)</script> et corrigé.</p>'
 ONLY_SCRIPT = "<script>alert(1)</script>"
+# The no-break spaces of French typography, which an ordinary space would let break apart.
+FRENCH_TITLE = "Musk\u00a0: «\u202fOpenAI\u202f», 97,4\u202fmilliards\u202f$\u00a0?"
 # What came before, at the same moment in every copy: a conflict's message names it.
 EARLIER = datetime(2026, 5, 4, 9, 30, tzinfo=UTC)
 
@@ -79,6 +81,7 @@ CASES = [
     Case("withdraw", "withdraw", prepare=_approve),
     Case("retranslate", "retranslate"),
     Case("edit title", "title", "  Musk et  OpenAI, relu "),
+    Case("title in French typography", "title", FRENCH_TITLE),
     Case("edit block", "block", "<em>Premier</em> paragraphe relu."),
     Case("body with script and onclick is cleaned", "body", HOSTILE_BODY),
     Case("blank title", "title", "   ", refused=422),
@@ -223,6 +226,8 @@ def test_every_door_gives_the_same_answer(case: Case, rooms: Callable[[str], New
         assert answers["cli"].message
         assert answers["cli"].message == answers["api"].message == answers["pages"].message
         assert answers["api"].status == answers["pages"].status == case.refused
+    if case.value == FRENCH_TITLE:
+        assert after["cli"]["title"] == FRENCH_TITLE
     if case.value == HOSTILE_BODY:
         body = after["cli"]["body_html"]
         assert "Corps relu" in body
