@@ -19,7 +19,6 @@ from newsroom import COURTS_TITLE, HOSTILE_TITLE_START, MUSK_TITLE, Newsroom, lo
 import aggregator
 from aggregator import config as config_module
 from aggregator.i18n import messages
-from aggregator.models import Draft
 
 PACKAGE = Path(aggregator.__file__).parent
 LOCALE = PACKAGE / "locale"
@@ -97,13 +96,14 @@ def test_one_feed_is_one_flux(write_config: WriteConfig) -> None:
 
 
 def test_cli_outcomes_and_warnings_are_french(newsroom: Newsroom) -> None:
-    musk = newsroom.draft(MUSK_TITLE)
-    with newsroom.store.session() as session:
-        session.get_one(Draft, musk.id).warnings = [
+    musk = newsroom.redraft(
+        newsroom.draft(MUSK_TITLE),
+        warnings=(
             "block 3: edited by hand, and its original changed since: the edit is kept; "
             "compare it with the new original",
             "something the catalogue does not know",
-        ]
+        ),
+    )
     shown = run_cli(newsroom.config, "drafts", "show", str(musk.id)).stdout
     assert "avertissement : bloc 3 : modifié à la main, et son original a changé depuis" in shown
     assert "avertissement : something the catalogue does not know" in shown

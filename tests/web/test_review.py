@@ -207,9 +207,7 @@ def test_the_queue_lists_pending_drafts_oldest_first_with_source_age_and_warning
 ) -> None:
     pending = [d for d in newsroom.store.list_drafts() if d.status == DraftStatus.PENDING]
     pending.sort(key=lambda d: (d.created_at, d.id))
-    oldest = pending[0]
-    with newsroom.store.session() as session:
-        session.get_one(Draft, oldest.id).warnings = ["2 blocks stayed in English"]
+    oldest = newsroom.redraft(pending[0], warnings=("2 blocks stayed in English",))
     later = oldest.created_at + timedelta(hours=3, minutes=5)
     client = newsroom.client(newsroom.app(now=lambda: later))
     log_in(client)

@@ -335,7 +335,6 @@ def test_hostile_html_written_straight_into_the_database_is_sanitized_at_render(
     newsroom: Newsroom,
 ) -> None:
     """Whatever a past version, a migration or a person left in the database."""
-    draft = newsroom.approve(MUSK_TITLE)
     raw = (
         '<p onmouseover="alert(1)">Texte <a href="javascript:alert(2)">lien</a></p>'
         "<script>alert(3)</script><iframe srcdoc='<script>alert(4)</script>'></iframe>"
@@ -343,14 +342,14 @@ def test_hostile_html_written_straight_into_the_database_is_sanitized_at_render(
         "<style>*{display:none}</style><svg onload=alert(5)></svg>"
         '<p><img src="data:image/svg+xml,<svg onload=alert(6)>"></p>'
     )
-    with newsroom.store.session() as session:
-        row = session.get_one(Draft, draft.id)
-        row.body_html = raw
-        row.entry.full_html = raw
-        row.title = "<script>alert('title')</script>"
-        # The public sees the copy taken at approval: it is hostile too.
-        row.published_body_html = raw
-        row.published_title = row.title
+    draft = newsroom.redraft(
+        newsroom.draft(MUSK_TITLE),
+        full_html=raw,
+        body_html=raw,
+        title="<script>alert('title')</script>",
+    )
+    # The public sees the copy taken at approval: it is hostile too.
+    newsroom.store.approve(draft.id, actor="Camille", now=draft.updated_at)
     client = newsroom.client()
     log_in(client)
 
