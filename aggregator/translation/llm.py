@@ -114,21 +114,11 @@ class BatchAnswer:
 class LLMEngine:
     """One OpenAI-compatible endpoint and model; one pooled client, safe across threads."""
 
-    base_url: str
-    model: str
-    api_key: str
+    settings: LLMSettings
     instructions: str
     source: str = "en"
     target: str = "fr"
-    temperature: float = 0.2
     timeout: float = 60.0
-    batch_tokens: int = 2000
-    context_units: int = 2
-    headline: bool = False
-    price_input_per_mtok: float = 0.0
-    price_output_per_mtok: float = 0.0
-    daily_tokens: int = 0  # prompt and completion together; 0: no budget
-    daily_cost: float = 0.0
     name: str = "llm"
     max_chars: int = 0  # the line-by-line path's (pieces of a unit between its markup)
     max_url_bytes: int = 0
@@ -136,7 +126,7 @@ class LLMEngine:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
-        self.max_chars = self.max_chars or self.batch_tokens * CHARS_PER_TOKEN
+        self.max_chars = self.max_chars or self.settings.batch_tokens * CHARS_PER_TOKEN
 
     def _openai(self) -> Any:
         with self._lock:
@@ -144,9 +134,9 @@ class LLMEngine:
                 from openai import OpenAI
 
                 self._client = OpenAI(
-                    base_url=self.base_url,
+                    base_url=self.settings.base_url,
                     # Local servers (Ollama, llama.cpp) want no key; the client wants one.
-                    api_key=self.api_key or "none",
+                    api_key=self.settings.api_key or "none",
                     timeout=self.timeout,
                     max_retries=0,  # the chain's breaker and the entry's backoff retry
                 )
@@ -155,17 +145,22 @@ class LLMEngine:
     @property
     def priced(self) -> bool:
         """Has it prices (translation.llm.price_*_per_mtok), which make tokens money?"""
-        return self.price_input_per_mtok > 0 or self.price_output_per_mtok > 0
+        return self.settings.price_input_per_mtok > 0 or self.settings.price_output_per_mtok > 0
+
+    @property
+    def adapts_headline(self) -> bool:
+        """Does it propose a headline written for French readers (``headline = "adapt"``)?"""
+        return self.settings.headline == "adapt"
 
     @property
     def budget(self) -> TokenBudget:
-        return TokenBudget(self.daily_tokens, self.daily_cost)
+        return TokenBudget(self.settings.daily_tokens, self.settings.daily_cost)
 
     def spend(self, prompt_tokens: int, completion_tokens: int) -> TokenSpend:
         """The tokens with their cost at the configured prices."""
         cost = (
-            prompt_tokens * self.price_input_per_mtok
-            + completion_tokens * self.price_output_per_mtok
+            prompt_tokens * self.settings.price_input_per_mtok
+            + completion_tokens * self.settings.price_output_per_mtok
         ) / 1_000_000
         return TokenSpend(prompt_tokens, completion_tokens, cost)
 
@@ -213,11 +208,12 @@ class LLMEngine:
     def _complete(self, client: Any, messages: list[dict[str, str]], max_tokens: int) -> Any:
         import openai
 
+        model, base_url = self.settings.model, self.settings.base_url
         try:
             return client.chat.completions.create(
-                model=self.model,
+                model=model,
                 messages=messages,
-                temperature=self.temperature,
+                temperature=self.settings.temperature,
                 max_tokens=max_tokens,
                 stream=False,
                 response_format={"type": "json_object"},
@@ -226,7 +222,7 @@ class LLMEngine:
             raise TranslateError(f"{self.name}: no answer within {self.timeout:g} s") from None
         except openai.APIConnectionError:
             raise TranslateError(
-                f"{self.name}: cannot connect to {self.base_url} (translation.llm.base_url)"
+                f"{self.name}: cannot connect to {base_url} (translation.llm.base_url)"
             ) from None
         except openai.RateLimitError as exc:
             wait = rate_limit_wait(exc.response.headers)
@@ -241,7 +237,7 @@ class LLMEngine:
             ) from None
         except openai.NotFoundError:
             raise TranslateError(
-                f"{self.name}: the service has no model {self.model!r} at {self.base_url} "
+                f"{self.name}: the service has no model {model!r} at {base_url} "
                 "(translation.llm.model, translation.llm.base_url)"
             ) from None
         except openai.APIStatusError as exc:
@@ -389,7 +385,7 @@ def translate_texts(
 
     def request(indices: list[int]) -> BatchRequest:
         first, last = article.positions[indices[0]], article.positions[indices[-1]]
-        width = engine.context_units
+        width = engine.settings.context_units
         return BatchRequest(
             units=[(f"u{i + 1}", texts[i]) for i in indices],
             title=article.title,
@@ -398,7 +394,7 @@ def translate_texts(
             examples=article.examples,
             keep=article.keep,
             force=article.force,
-            headline=engine.headline and outcome.headline is None,
+            headline=engine.adapts_headline and outcome.headline is None,
         )
 
     def solve(indices: list[int], attempt: int) -> None:
@@ -436,7 +432,7 @@ def translate_texts(
             solve(remaining[half:], attempt + 1)
 
     try:
-        for batch in _batches(texts, engine.batch_tokens):
+        for batch in _batches(texts, engine.settings.batch_tokens):
             solve(batch, 0)
     except TranslateError as exc:
         outcome.failure = exc
@@ -479,21 +475,11 @@ def build_llm_engine(settings: TranslationSettings) -> LLMEngine:
     languages = settings.source_languages or ("en",)
     source = languages[0] if len(languages) == 1 else "auto"
     return LLMEngine(
-        base_url=llm.base_url,
-        model=llm.model,
-        api_key=llm.api_key,
-        instructions=instructions(llm.prompt_file, source, settings.target_language),
+        llm,
+        instructions(llm.prompt_file, source, settings.target_language),
         source=source,
         target=settings.target_language,
-        temperature=llm.temperature,
         timeout=float(llm.timeout or settings.timeout),
-        batch_tokens=llm.batch_tokens,
-        context_units=llm.context_units,
-        headline=llm.headline == "adapt",
-        price_input_per_mtok=llm.price_input_per_mtok,
-        price_output_per_mtok=llm.price_output_per_mtok,
-        daily_tokens=llm.daily_tokens,
-        daily_cost=llm.daily_cost,
     )
 
 
