@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
+from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from aggregator.store import DraftView
@@ -15,6 +17,17 @@ if TYPE_CHECKING:
 def iso(moment: datetime | None) -> str | None:
     """ISO 8601 in UTC with a ``Z``, as every JSON output writes a moment."""
     return moment.isoformat().replace("+00:00", "Z") if moment else None
+
+
+def fields_json(view: object, names: Iterable[str]) -> dict[str, Any]:
+    """The named attributes of a view as JSON values: moments in ISO 8601, states by value."""
+    return {name: _json_value(getattr(view, name)) for name in names}
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return iso(value)
+    return value.value if isinstance(value, Enum) else value
 
 
 def edits_json(draft: DraftView) -> dict[str, Any]:

@@ -28,24 +28,20 @@ def feeds() -> None:
     """Feeds: health, OPML import and export."""
 
 
+_FEED_FIELDS = (
+    "url", "name", "slug", "title", "status", "last_checked_at", "next_check_at",
+    "error_count", "last_error", "entries",
+)  # fmt: skip
+
+
 def _feed_json(feed: FeedHealth) -> dict[str, Any]:
     from aggregator.desk import health
-    from aggregator.shapes import iso
+    from aggregator.shapes import fields_json
 
     return {
-        "url": feed.url,
-        "name": feed.name,
-        "slug": feed.slug,
-        "title": feed.title,
-        "status": feed.status,
-        "last_checked_at": iso(feed.last_checked_at),
-        "next_check_at": iso(feed.next_check_at),
-        "error_count": feed.error_count,
-        "last_error": feed.last_error,
-        "entries": feed.entries,
+        **fields_json(feed, _FEED_FIELDS),
         "status_text": health.status_words(feed),
-        "last_success_at": iso(feed.last_success_at),
-        "config_url": feed.config_url,
+        **fields_json(feed, ("last_success_at", "config_url")),
     }
 
 

@@ -16,20 +16,15 @@ from aggregator.errors import InvalidEditError
 from aggregator.extraction.extract import sanitize, text_of
 from aggregator.extraction.language import detect
 from aggregator.i18n import Messages
-from aggregator.shapes import iso
+from aggregator.shapes import fields_json
 from aggregator.store import EntryListing, Store
 
+# The one JSON shape of an entry, in this order; ``stage`` is the stored state behind ``state``.
 ENTRY_FIELDS = (
-    "id",
-    "feed",
-    "title",
-    "url",
-    "state",
-    "reason",
-    "attempts",
-    "last_error",
-    "next_attempt_at",
-)
+    "id", "feed", "title", "url", "state", "reason", "attempts", "last_error",
+    "next_attempt_at", "feed_slug", "stage", "published_at", "updated_at",
+    "full_text_source", "draft_id",
+)  # fmt: skip
 # What an editor can do with an entry in each listed state.
 RETRYABLE = ("skipped", "failing", "pending")
 
@@ -43,23 +38,7 @@ _NO_TEXT = "the entry has no text and no link to an article"
 
 def entry_json(entry: EntryListing) -> dict[str, Any]:
     """The one JSON shape of an entry: ``aggregator entries list --json`` and /api/entries."""
-    return {
-        "id": entry.id,
-        "feed": entry.feed,
-        "title": entry.title,
-        "url": entry.url,
-        "state": entry.state,
-        "reason": entry.reason,
-        "attempts": entry.attempts,
-        "last_error": entry.last_error,
-        "next_attempt_at": iso(entry.next_attempt_at),
-        "feed_slug": entry.feed_slug,
-        "stage": entry.stage.value,
-        "published_at": iso(entry.published_at),
-        "updated_at": iso(entry.updated_at),
-        "full_text_source": entry.full_text_source,
-        "draft_id": entry.draft_id,
-    }
+    return fields_json(entry, ENTRY_FIELDS)
 
 
 def explain_reason(reason: str | None, words: Messages) -> str | None:
