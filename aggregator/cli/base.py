@@ -148,6 +148,15 @@ def open_store(settings: Settings, *, upgrade: bool = False) -> Iterator[Store]:
         store.close()
 
 
+# --json, the same on every command that lists or shows something.
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+def state_option(name: str, states: Sequence[str], default: str) -> Callable[..., Any]:
+    """``--status`` or ``--state``: which of a list's states to show."""
+    return click.option(name, type=click.Choice(list(states)), default=default, show_default=True)
+
+
 def print_json(value: Any) -> None:
     click.echo(json.dumps(value, ensure_ascii=False, indent=2))
 

@@ -11,12 +11,14 @@ import click
 
 from aggregator.cli.base import (
     clock_of,
+    json_option,
     main,
     open_store,
     print_json,
     print_table,
     reviewer,
     settings_of,
+    state_option,
     words_of,
 )
 from aggregator.errors import AggregatorError
@@ -32,13 +34,8 @@ def drafts() -> None:
 
 
 @drafts.command("list")
-@click.option(
-    "--status",
-    type=click.Choice(["pending", "approved", "rejected", "withdrawn", "all"]),
-    default="pending",
-    show_default=True,
-)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@state_option("--status", ("pending", "approved", "rejected", "withdrawn", "all"), "pending")
+@json_option
 @click.pass_context
 def drafts_list(ctx: click.Context, status: str, as_json: bool) -> None:
     """Drafts waiting for review (or of another status)."""
@@ -62,7 +59,7 @@ def drafts_list(ctx: click.Context, status: str, as_json: bool) -> None:
 
 @drafts.command("show")
 @click.argument("draft_id", type=int)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option
 @click.pass_context
 def drafts_show(ctx: click.Context, draft_id: int, as_json: bool) -> None:
     """One draft in full: French title and body, and what it was made from."""

@@ -8,12 +8,14 @@ from pathlib import Path
 import click
 
 from aggregator.cli.base import (
+    json_option,
     main,
     now_of,
     open_store,
     print_json,
     print_table,
     settings_of,
+    state_option,
     words_of,
 )
 from aggregator.errors import AggregatorError
@@ -25,14 +27,9 @@ def entries() -> None:
 
 
 @entries.command("list")
-@click.option(
-    "--state",
-    type=click.Choice(["skipped", "failing", "pending", "drafted", "all"]),
-    default="all",
-    show_default=True,
-)
+@state_option("--state", ("skipped", "failing", "pending", "drafted", "all"), "all")
 @click.option("--feed", default=None, help="Only this feed (name, slug or URL).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option
 @click.pass_context
 def entries_list(ctx: click.Context, state: str, feed: str | None, as_json: bool) -> None:
     """Entries of one state, newest first, with the reason or last error."""

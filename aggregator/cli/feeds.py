@@ -9,6 +9,7 @@ import click
 
 from aggregator.cli.base import (
     config_path_of,
+    json_option,
     main,
     now_of,
     open_store,
@@ -46,7 +47,7 @@ def _feed_json(feed: FeedHealth) -> dict[str, Any]:
 
 
 @feeds.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option
 @click.pass_context
 def feeds_list(ctx: click.Context, as_json: bool) -> None:
     """Each feed's status, last and next check, errors and entries."""

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from aggregator.cli.base import main, now_of, open_store, print_json, settings_of
+from aggregator.cli.base import json_option, main, now_of, open_store, print_json, settings_of
 from aggregator.errors import AccountError
 
 if TYPE_CHECKING:
@@ -133,7 +133,7 @@ def users_enable(ctx: click.Context, name: str) -> None:
 
 
 @users.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option
 @click.pass_context
 def users_list(ctx: click.Context, as_json: bool) -> None:
     """Accounts, their role, whether they are disabled, their last login and sessions."""
