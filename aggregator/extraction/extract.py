@@ -7,6 +7,7 @@ allowlist (nh3) after every URL is made absolute. The sanitizer always runs last
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
@@ -69,6 +70,11 @@ _PAYWALL_MARKERS = (
 )
 _WORD = re.compile(r"\w+", re.UNICODE)
 FULL_TEXT_MIN_WORDS = 150
+# trafilatura is not safe across threads: it evaluates XPath objects compiled once at import,
+# and two pages extracted at once crashed the process (a segmentation fault, or glibc's
+# "corrupted size vs. prev_size"; adbar/trafilatura#840 and #925). Pages are read one at a
+# time in a process; the entries in flight still fetch and translate side by side.
+_TRAFILATURA = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -190,17 +196,14 @@ def extract_article(page_html: str | bytes, url: str) -> Article:
     """Main content of an article page as sanitized HTML (links, formatting, images kept)."""
     import trafilatura  # a fifth of a second to import: only where a page is read
 
-    extracted = trafilatura.extract(
-        page_html,
-        url=url,
-        output_format="html",
-        include_comments=False,
-        include_links=True,
-        include_images=True,
-        include_formatting=True,
-        include_tables=True,
-        favor_precision=False,
-    )
+    with _TRAFILATURA:
+        # Links, images, formatting and tables are the article too; comments are not.
+        extracted = trafilatura.extract(
+            page_html, url=url, output_format="html", include_comments=False,
+            include_links=True, include_images=True, include_formatting=True,
+            include_tables=True, favor_precision=False,
+        )  # fmt: skip
+        metadata = trafilatura.extract_metadata(page_html, default_url=url) if extracted else None
     if not extracted:
         raise ExtractError(f"{url}: no article text found in the page")
     body = remove_boilerplate(_body_of(extracted))
@@ -212,9 +215,6 @@ def extract_article(page_html: str | bytes, url: str) -> Article:
     )
     if not text_of(html):
         raise ExtractError(f"{url}: the extracted article is empty")
-    import trafilatura
-
-    metadata = trafilatura.extract_metadata(page_html, default_url=url)
     return Article(
         html=html,
         title=getattr(metadata, "title", None) if metadata else None,
