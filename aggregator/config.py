@@ -220,9 +220,9 @@ class ReviewSettings:
 
 
 @dataclass(frozen=True)
-class FeedSettings:
-    url: str
-    name: str = ""
+class FeedDefaults:
+    """What ``[defaults]`` sets for every feed and a ``[[feeds]]`` table for its own feed."""
+
     interval: Duration | None = None
     # May this feed's article links, redirects and discovered links reach private
     # addresses? Unset: [fetch] allow_private_networks. Its own URL's origin always may.
@@ -230,6 +230,28 @@ class FeedSettings:
     # The engine for this feed's articles instead of [translation] engine; [translation]
     # fallback, without this engine, follows it.
     engine: str = ""
+    # "auto": a complete draft without warnings is published at once, marked unreviewed.
+    review: str = "manual"
+    # "title": only the title is translated; the draft links to the original article.
+    translate: str = "full"
+    # Where the article is taken from: "auto" (the feed when it holds the whole text, else
+    # the page), "feed" or "page"; ``selector`` (CSS) picks it in the page, ``remove`` drops
+    # a site's own boilerplate from it.
+    full_text: str = "auto"
+    selector: str = ""
+    remove: tuple[str, ...] = ()
+    # Which entries are translated at all (aggregator/feed_rules.py): "FIELD:PATTERN".
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    # Request headers for the feed's own host (a Cookie, an Authorization), each value read
+    # from "env:VARIABLE" or "file:PATH" at every fetch: never written in this file.
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FeedSettings(FeedDefaults):
+    url: str
+    name: str = ""
 
     @property
     def display_name(self) -> str:
@@ -247,26 +269,34 @@ class Settings:
     publish: PublishSettings = PublishSettings()
     review: ReviewSettings = ReviewSettings()
     log: LogSettings = LogSettings()
+    defaults: FeedDefaults = FeedDefaults()
     feeds: tuple[FeedSettings, ...] = field(default_factory=tuple)
 
     def feed_interval(self, feed: FeedSettings) -> float:
         return float(feed.interval or self.schedule.default_interval)
 
+    def feed(self, feed_url: str) -> FeedSettings:
+        """The settings of the feed written as ``feed_url`` in config.toml; a feed no longer
+        listed there gets ``[defaults]``."""
+        for feed in self.feeds:
+            if feed.url == feed_url:
+                return feed
+        return FeedSettings(url=feed_url, **_fields_of(self.defaults))
+
     def private_networks_allowed(self, feed_url: str) -> bool:
         """Whether URLs from the content of the feed written as ``feed_url`` in config.toml
         may reach private addresses: the feed's own key, else ``[fetch]``'s."""
-        for feed in self.feeds:
-            if feed.url == feed_url and feed.allow_private_networks is not None:
-                return feed.allow_private_networks
-        return self.fetch.allow_private_networks
+        allowed = self.feed(feed_url).allow_private_networks
+        return self.fetch.allow_private_networks if allowed is None else allowed
 
     def feed_engine(self, feed_url: str) -> str:
         """The engine that translates the articles of the feed written as ``feed_url`` in
         config.toml: its own ``engine`` key, else ``[translation] engine``."""
-        for feed in self.feeds:
-            if feed.url == feed_url and feed.engine:
-                return feed.engine
-        return self.translation.engine
+        return self.feed(feed_url).engine or self.translation.engine
+
+
+def _fields_of(values: Any) -> dict[str, Any]:
+    return {f.name: getattr(values, f.name) for f in dataclasses.fields(values)}
 
 
 def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -290,6 +320,7 @@ def load(path: str | os.PathLike[str] | None = None) -> Settings:
 
 
 def from_dict(raw: dict[str, Any], file: Path) -> Settings:
+    raw = _with_feed_defaults(raw, file)
     values = _build(Settings, raw, file, prefix="", skip=frozenset({"path"}))
     settings = Settings(path=file.resolve(), **values)
     settings = dataclasses.replace(
@@ -307,6 +338,17 @@ def from_dict(raw: dict[str, Any], file: Path) -> Settings:
     )
     check(settings, file)
     return settings
+
+
+def _with_feed_defaults(raw: dict[str, Any], file: Path) -> dict[str, Any]:
+    """Each ``[[feeds]]`` table over ``[defaults]``: a key the feed sets wins."""
+    defaults = raw.get("defaults", {})
+    _build(FeedDefaults, defaults, file, prefix="defaults.")  # its errors name [defaults]
+    feeds = raw.get("feeds")
+    if not defaults or not isinstance(feeds, list):
+        return raw
+    merged = [{**defaults, **feed} if isinstance(feed, dict) else feed for feed in feeds]
+    return {**raw, "feeds": merged}
 
 
 def _build(

@@ -5,6 +5,8 @@ and the file. ``config.from_dict`` runs ``check`` once the settings are typed.""
 from __future__ import annotations
 
 import ipaddress
+import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -13,10 +15,17 @@ from aggregator.errors import ConfigError
 from aggregator.i18n import available_languages
 
 if TYPE_CHECKING:
-    from aggregator.config import LLMSettings, Settings, TranslationSettings
+    from aggregator.config import FeedDefaults, LLMSettings, Settings, TranslationSettings
 
 ENGINES = ("google", "libre", "deepl", "microsoft", "mymemory", "llm")
 HEADLINES = ("literal", "adapt")
+# The choices of each per-feed key ([defaults] and [[feeds]]).
+FEED_CHOICES = {
+    "review": ("manual", "auto"),
+    "translate": ("full", "title"),
+    "full_text": ("auto", "feed", "page"),
+}
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
 
 def check(settings: Settings, file: Path) -> None:
@@ -47,8 +56,10 @@ def check(settings: Settings, file: Path) -> None:
         )
     if not 0 < settings.server.port < 65536:
         raise ConfigError(f"{file}: 'server.port' must be between 1 and 65535")
+    check_feed_keys(settings.defaults, "defaults", file)
     seen: set[str] = set()
     for i, feed in enumerate(settings.feeds):
+        check_feed_keys(feed, f"feeds[{i}]", file)
         try:
             parts = urlsplit(feed.url)
         except ValueError as exc:  # "Invalid IPv6 URL"
@@ -107,6 +118,70 @@ def _check_review(settings: Settings, file: Path) -> None:
                 f"{file}: 'server.trusted_proxies[{i}]' must be an IP address or network "
                 f'such as "127.0.0.1" or "10.0.0.0/8", got {proxy!r}'
             ) from None
+
+
+def check_feed_keys(feed: FeedDefaults, table: str, file: Path) -> None:
+    """The per-feed keys of ``[defaults]`` or of one ``[[feeds]]`` table (``table``)."""
+    from aggregator.feed_rules import Rule, RuleError
+
+    for key, choices in FEED_CHOICES.items():
+        value = getattr(feed, key)
+        if value not in choices:
+            raise ConfigError(
+                f"{file}: '{table}.{key}' must be one of {', '.join(map(repr, choices))}, "
+                f"got {value!r}"
+            )
+    selectors = [("selector", feed.selector)] if feed.selector else []
+    selectors += [(f"remove[{i}]", css) for i, css in enumerate(feed.remove)]
+    for key, css in selectors:
+        from lxml.cssselect import CSSSelector, SelectorError  # only where a feed has one
+
+        try:
+            CSSSelector(css)
+        except SelectorError as exc:
+            raise ConfigError(
+                f"{file}: '{table}.{key}' is not a CSS selector ({css!r}: {exc})"
+            ) from None
+    for name in ("include", "exclude"):
+        for i, written in enumerate(getattr(feed, name)):
+            try:
+                Rule.parse(written)
+            except RuleError as exc:
+                raise ConfigError(f"{file}: '{table}.{name}[{i}]': {exc}") from None
+    for header, reference in feed.headers.items():
+        key = f"{table}.headers.{header}"
+        if not _HEADER_NAME.match(header):
+            raise ConfigError(f"{file}: '{key}': {header!r} is not an HTTP header name")
+        try:
+            header_value(reference, file.parent)
+        except ValueError as exc:
+            raise ConfigError(f"{file}: '{key}': {exc}") from None
+
+
+def header_value(reference: str, directory: Path) -> str:
+    """The value of a per-feed header, read from where ``reference`` says: ``env:NAME`` or
+    ``file:PATH`` (relative to the config file's directory). ValueError says what is wrong,
+    never the value."""
+    kind, _, where = reference.partition(":")
+    where = where.strip()
+    if kind == "env" and where:
+        value = os.environ.get(where)
+        if value is None:
+            raise ValueError(f"the environment variable {where} is not set")
+    elif kind == "file" and where:
+        path = directory / where
+        try:
+            value = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"cannot read {path}: {exc.__class__.__name__}") from None
+    else:
+        raise ValueError(
+            'a header is read from "env:VARIABLE" or "file:PATH", never written in config.toml'
+        )
+    value = value.strip()
+    if not value or any(c in value for c in "\r\n\0"):
+        raise ValueError(f"{reference} holds no value usable in an HTTP header")
+    return value
 
 
 def _check_translation(translation: TranslationSettings, file: Path) -> None:
