@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from datetime import datetime
 from enum import Enum
@@ -11,7 +12,10 @@ from aggregator.store import DraftView
 from aggregator.untrusted import plain_text, safe_http_url
 
 if TYPE_CHECKING:
+    from aggregator.config import FeedSettings
     from aggregator.desk.service import DraftPage
+    from aggregator.i18n import Messages
+    from aggregator.store.stats import FeedSpend
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -28,6 +32,35 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, datetime):
         return iso(value)
     return value.value if isinstance(value, Enum) else value
+
+
+def feed_settings_json(feed: FeedSettings) -> dict[str, Any]:
+    """A feed's own settings, ``[defaults]`` applied; headers by name and where they are
+    read from (``env:…``, ``file:…``), never their values."""
+    from aggregator.config import FeedDefaults
+
+    shown = fields_json(feed, (f.name for f in dataclasses.fields(FeedDefaults)))
+    shown["interval"] = float(feed.interval) if feed.interval is not None else None
+    return {key: list(value) if isinstance(value, tuple) else value for key, value in shown.items()}
+
+
+def spend_json(spend: FeedSpend | None) -> dict[str, Any]:
+    """What a feed's drafts of a period cost: characters, requests, tokens, money."""
+    names = ("characters", "requests", "prompt_tokens", "completion_tokens", "cost")
+    return {name: getattr(spend, name) if spend else 0 for name in names} | (
+        {} if spend else {"cost": 0.0}
+    )
+
+
+def spend_words(spend: FeedSpend | None, words: Messages) -> str:
+    """A feed's spend of a period in a table cell: characters or tokens, and money."""
+    if spend is None:
+        return ""
+    if spend.tokens:
+        used = words.gettext("%(num)s tokens", num=words.number(spend.tokens))
+    else:
+        used = words.gettext("%(num)s characters", num=words.number(spend.characters))
+    return f"{used}, {words.amount(spend.cost)}" if spend.cost else used
 
 
 def edits_json(draft: DraftView) -> dict[str, Any]:

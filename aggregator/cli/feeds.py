@@ -20,8 +20,9 @@ from aggregator.cli.base import (
 )
 
 if TYPE_CHECKING:
-    from aggregator.config import Settings
+    from aggregator.config import FeedSettings, Settings
     from aggregator.store import FeedHealth
+    from aggregator.store.stats import FeedSpend
 
 
 @main.group()
@@ -35,14 +36,18 @@ _FEED_FIELDS = (
 )  # fmt: skip
 
 
-def _feed_json(feed: FeedHealth) -> dict[str, Any]:
+def _feed_json(
+    feed: FeedHealth, settings: FeedSettings, spend: dict[str, dict[str, FeedSpend]]
+) -> dict[str, Any]:
     from aggregator.desk import health
-    from aggregator.shapes import fields_json
+    from aggregator.shapes import feed_settings_json, fields_json, spend_json
 
     return {
         **fields_json(feed, _FEED_FIELDS),
         "status_text": health.status_words(feed),
         **fields_json(feed, ("last_success_at", "config_url")),
+        "settings": feed_settings_json(settings),
+        "spend": {period: spend_json(spent.get(feed.slug)) for period, spent in spend.items()},
     }
 
 
@@ -50,22 +55,32 @@ def _feed_json(feed: FeedHealth) -> dict[str, Any]:
 @json_option
 @click.pass_context
 def feeds_list(ctx: click.Context, as_json: bool) -> None:
-    """Each feed's status, last and next check, errors and entries."""
+    """Each feed's status, last and next check, errors, entries, settings and spend."""
     from aggregator.desk import health
+    from aggregator.shapes import spend_words
 
-    settings = settings_of(ctx)
+    settings, now = settings_of(ctx), now_of(ctx)
     with open_store(settings, upgrade=True) as store:
-        store.sync_feeds(settings.feeds, settings, now_of(ctx))
+        store.sync_feeds(settings.feeds, settings, now)
         feeds_health = store.feed_health()
+        spend = {
+            period: store.feed_spend(start, end)
+            for period, (start, end) in health.spend_periods(now).items()
+        }
     if as_json:
-        print_json([_feed_json(f) for f in feeds_health])
+        print_json(
+            [_feed_json(f, settings.feed(f.config_url or f.url), spend) for f in feeds_health]
+        )
         return
-    now, words = now_of(ctx), words_of(settings)
+    words = words_of(settings)
     print_table(
-        ("name", "status", "last check", "next check", "errors", "entries", "last error"),
+        ("name", "status", "last check", "next check", "errors", "entries", "today", "month",
+         "last error"),
         ((f.name, health.status_words(f, words), words.ago(f.last_checked_at, now),
           words.until(f.next_check_at, now), str(f.error_count), str(f.entries),
-          f.last_error or "") for f in feeds_health),
+          spend_words(spend["today"].get(f.slug), words),
+          spend_words(spend["month"].get(f.slug), words), f.last_error or "")
+         for f in feeds_health),
     )  # fmt: skip
 
 

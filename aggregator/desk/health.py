@@ -6,7 +6,7 @@ language. Without it they stay English, as the JSON output's ``status_text`` doe
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, time, timedelta
 
 from aggregator.i18n import ENGLISH, N_, Messages
 from aggregator.store import FeedHealth
@@ -17,6 +17,15 @@ _STATUS_WORDS = {
     "error": N_("failing"),
     "gone": N_("paused: the feed is gone"),
 }
+
+
+def spend_periods(now: datetime) -> dict[str, tuple[datetime, datetime]]:
+    """The periods a feed's spend is counted over, as budgets count: the UTC day and the
+    UTC calendar month that hold ``now``."""
+    day = datetime.combine(now.astimezone(UTC).date(), time.min, UTC)
+    month = day.replace(day=1)
+    next_month = (month + timedelta(days=32)).replace(day=1)
+    return {"today": (day, day + timedelta(days=1)), "month": (month, next_month)}
 
 
 def status_words(feed: FeedHealth, words: Messages = ENGLISH) -> str:

@@ -46,9 +46,11 @@ class Spend:
 
 @dataclass(frozen=True)
 class FeedSpend(Spend):
-    """What the drafts of one feed translated on one day cost an LLM engine."""
+    """What the drafts of one feed translated in a period cost: characters sent to machine
+    translation, tokens and money to an LLM engine."""
 
     feed: str  # its name, as configured
+    characters: int = 0
 
 
 @dataclass(frozen=True)
@@ -200,31 +202,42 @@ class StatsStore(StoreBase):
         """What the drafts translated with an LLM engine on ``moment``'s UTC day cost, per
         feed (by slug, in name order): requests, tokens sent and received, cost."""
         start = datetime.combine(moment.astimezone(UTC).date(), time.min, UTC)
-        with self.session() as session:
-            rows = session.execute(
-                select(
-                    Feed.slug,
-                    Feed.name,
-                    func.sum(Draft.requests),
-                    func.sum(Draft.prompt_tokens),
-                    func.sum(Draft.completion_tokens),
-                    func.sum(Draft.cost),
-                )
-                .join(Entry, Draft.entry_id == Entry.id)
-                .join(Feed, Entry.feed_id == Feed.id)
-                .where(
-                    Draft.prompt_tokens.is_not(None),
-                    Draft.translated_at >= start,
-                    Draft.translated_at < start + timedelta(days=1),
-                )
-                .group_by(Feed.slug, Feed.name)
-                .order_by(Feed.name, Feed.slug)
+        return self.feed_spend(start, start + timedelta(days=1), llm_only=True)
+
+    def feed_spend(
+        self, start: datetime, end: datetime, *, llm_only: bool = False
+    ) -> dict[str, FeedSpend]:
+        """What the drafts translated from ``start`` to ``end`` cost, per feed (by slug, in
+        name order); ``llm_only``: only those an LLM engine translated."""
+        query = (
+            select(
+                Feed.slug,
+                Feed.name,
+                func.sum(Draft.requests),
+                func.sum(Draft.prompt_tokens),
+                func.sum(Draft.completion_tokens),
+                func.sum(Draft.cost),
+                func.sum(Draft.characters),
             )
+            .join(Entry, Draft.entry_id == Entry.id)
+            .join(Feed, Entry.feed_id == Feed.id)
+            .where(Draft.translated_at >= start, Draft.translated_at < end)
+            .group_by(Feed.slug, Feed.name)
+            .order_by(Feed.name, Feed.slug)
+        )
+        if llm_only:
+            query = query.where(Draft.prompt_tokens.is_not(None))
+        with self.session() as session:
             return {
                 slug: FeedSpend(
-                    int(requests or 0), int(sent or 0), int(received or 0), cost or 0.0, name
+                    int(requests or 0),
+                    int(sent or 0),
+                    int(received or 0),
+                    cost or 0.0,
+                    name,
+                    int(characters or 0),
                 )
-                for slug, name, requests, sent, received, cost in rows
+                for slug, name, requests, sent, received, cost, characters in session.execute(query)
             }
 
 
