@@ -4,15 +4,26 @@ table for its own; ``check-config`` names the feed and the key of every mistake,
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
+import lxml.html
 import pytest
 from conftest import WriteConfig, run_cli, run_cli_json
+from newsroom import PASSWORD, log_in
 from servers import LibreTranslateServer, UpstreamServer
+from upstream_paths import REVIEW
 
 from aggregator import config
+from aggregator.store import Store
+from aggregator.web.app import create_app
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
 
 FEED = """
 [translation]
@@ -126,13 +137,18 @@ def test_the_same_file_passes_once_its_mistakes_are_fixed(tmp_path: Path) -> Non
     assert "2 feeds" in result.stdout
 
 
-def test_feeds_list_shows_each_feed_settings_and_what_its_drafts_cost(
-    write_config: WriteConfig, upstream: UpstreamServer, libretranslate: LibreTranslateServer
+def test_feeds_list_and_the_desk_show_each_feed_settings_and_what_its_drafts_cost(
+    tmp_path: Path,
+    write_config: WriteConfig,
+    upstream: UpstreamServer,
+    libretranslate: LibreTranslateServer,
 ) -> None:
+    (tmp_path / "review-password").write_text(PASSWORD + "\n", encoding="utf-8")
+    (tmp_path / "api-tokens").write_text("", encoding="utf-8")
     upstream.add("/feed.xml", _feed_of(upstream, 2), content_type="application/rss+xml")
     path = write_config(
         [{"url": upstream.url("/feed.xml"), "name": "Weekly", "full_text": "feed"}],
-        extra='[defaults]\nexclude = ["title:sponsored"]',
+        extra=f'{REVIEW}\n[defaults]\nexclude = ["title:sponsored"]',
     )
     run_cli(path, "poll")
     [feed] = run_cli_json(path, "feeds", "list", "--json")  # type: ignore[misc]
@@ -148,6 +164,26 @@ def test_feeds_list_shows_each_feed_settings_and_what_its_drafts_cost(
     assert month == today  # the same drafts: all were translated today
     table = run_cli(path, "feeds", "list").stdout
     assert "Weekly" in table
+
+    settings = config.load(path)
+    store = Store.from_settings(settings)
+    try:
+        client = TestClient(
+            create_app(settings, store), base_url=settings.server.base_url, follow_redirects=False
+        )
+        assert client.get("/review/feeds").status_code == 401
+        log_in(client)
+        page = client.get("/review/feeds")
+        assert page.status_code == 200, page.text
+    finally:
+        store.close()
+    [row] = lxml.html.fromstring(page.text).find_class("feed-row")
+    shown = row.text_content()
+    assert "Weekly" in shown and "title:sponsored" in shown
+    # The desk speaks French here: the feed's text is taken from the feed, as configured.
+    assert "le flux" in row.find_class("feed-settings")[0].text_content()
+    [today] = row.find_class("spend-today")
+    assert f"{sent}caractères" in re.sub(r"\s", "", today.text_content())
 
 
 def _feed_of(upstream: UpstreamServer, count: int) -> str:

@@ -20,9 +20,8 @@ from aggregator.cli.base import (
 )
 
 if TYPE_CHECKING:
-    from aggregator.config import FeedSettings, Settings
-    from aggregator.store import FeedHealth
-    from aggregator.store.stats import FeedSpend
+    from aggregator.config import Settings
+    from aggregator.desk.health import FeedSheet
 
 
 @main.group()
@@ -36,18 +35,17 @@ _FEED_FIELDS = (
 )  # fmt: skip
 
 
-def _feed_json(
-    feed: FeedHealth, settings: FeedSettings, spend: dict[str, dict[str, FeedSpend]]
-) -> dict[str, Any]:
+def _feed_json(sheet: FeedSheet) -> dict[str, Any]:
     from aggregator.desk import health
     from aggregator.shapes import feed_settings_json, fields_json, spend_json
 
+    feed = sheet.health
     return {
         **fields_json(feed, _FEED_FIELDS),
         "status_text": health.status_words(feed),
         **fields_json(feed, ("last_success_at", "config_url")),
-        "settings": feed_settings_json(settings),
-        "spend": {period: spend_json(spent.get(feed.slug)) for period, spent in spend.items()},
+        "settings": feed_settings_json(sheet.settings),
+        "spend": {period: spend_json(spent) for period, spent in sheet.spend.items()},
     }
 
 
@@ -62,15 +60,9 @@ def feeds_list(ctx: click.Context, as_json: bool) -> None:
     settings, now = settings_of(ctx), now_of(ctx)
     with open_store(settings, upgrade=True) as store:
         store.sync_feeds(settings.feeds, settings, now)
-        feeds_health = store.feed_health()
-        spend = {
-            period: store.feed_spend(start, end)
-            for period, (start, end) in health.spend_periods(now).items()
-        }
+        sheets = health.feed_sheets(settings, store, now)
     if as_json:
-        print_json(
-            [_feed_json(f, settings.feed(f.config_url or f.url), spend) for f in feeds_health]
-        )
+        print_json([_feed_json(sheet) for sheet in sheets])
         return
     words = words_of(settings)
     print_table(
@@ -78,9 +70,9 @@ def feeds_list(ctx: click.Context, as_json: bool) -> None:
          "last error"),
         ((f.name, health.status_words(f, words), words.ago(f.last_checked_at, now),
           words.until(f.next_check_at, now), str(f.error_count), str(f.entries),
-          spend_words(spend["today"].get(f.slug), words),
-          spend_words(spend["month"].get(f.slug), words), f.last_error or "")
-         for f in feeds_health),
+          spend_words(sheet.spend["today"], words), spend_words(sheet.spend["month"], words),
+          f.last_error or "")
+         for sheet in sheets for f in (sheet.health,)),
     )  # fmt: skip
 
 

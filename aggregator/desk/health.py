@@ -6,10 +6,13 @@ language. Without it they stay English, as the JSON output's ``status_text`` doe
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
+from aggregator.config import FeedSettings, Settings
 from aggregator.i18n import ENGLISH, N_, Messages
-from aggregator.store import FeedHealth
+from aggregator.store import FeedHealth, Store
+from aggregator.store.stats import FeedSpend
 
 _STATUS_WORDS = {
     "new": N_("not checked yet"),
@@ -17,6 +20,31 @@ _STATUS_WORDS = {
     "error": N_("failing"),
     "gone": N_("paused: the feed is gone"),
 }
+
+
+@dataclass(frozen=True)
+class FeedSheet:
+    """One feed as the desk and ``aggregator feeds list`` show it: health, settings (with
+    ``[defaults]`` applied) and what its drafts cost today and this month."""
+
+    health: FeedHealth
+    settings: FeedSettings
+    spend: dict[str, FeedSpend | None]  # by period: "today", "month"
+
+
+def feed_sheets(settings: Settings, store: Store, now: datetime) -> list[FeedSheet]:
+    """Every feed the store follows, with its settings and spend."""
+    spent = {
+        period: store.feed_spend(start, end) for period, (start, end) in spend_periods(now).items()
+    }
+    return [
+        FeedSheet(
+            feed,
+            settings.feed(feed.config_url or feed.url),
+            {period: by_slug.get(feed.slug) for period, by_slug in spent.items()},
+        )
+        for feed in store.feed_health()
+    ]
 
 
 def spend_periods(now: datetime) -> dict[str, tuple[datetime, datetime]]:

@@ -27,6 +27,7 @@ from aggregator.desk.compare import (
     current_source_html,
     source_changes,
 )
+from aggregator.desk.health import FeedSheet, feed_sheets
 from aggregator.errors import InvalidEditError, NotFoundError
 from aggregator.publishing.websub import HubNotifier
 from aggregator.store import DraftView, Store
@@ -115,6 +116,9 @@ class Desk:
     html_from_page: Callable[[str], str] = _unchanged
 
     # ------------------------------------------------------------ reading
+
+    def feeds(self) -> list[FeedSheet]:
+        return feed_sheets(self.settings, self.store, self.now())
 
     def page(self, draft_id: int) -> DraftPage:
         detail = self.store.get_draft_detail(checked_id(draft_id))

@@ -24,12 +24,14 @@ from starlette.types import Receive, Scope, Send
 
 from aggregator.clock import utc_now
 from aggregator.config import Settings
+from aggregator.desk.health import status_words
 from aggregator.desk.service import Desk
 from aggregator.errors import AggregatorError
 from aggregator.i18n import SOURCE_LANGUAGE, messages, ui_language
 from aggregator.publishing.publish import source_name
 from aggregator.publishing.representation import Representation, request_key, send_representation
 from aggregator.publishing.websub import HubNotifier
+from aggregator.shapes import spend_words
 from aggregator.store import Store
 from aggregator.untrusted import CONTROL_TABLE, plain_text, safe_http_url
 from aggregator.web.answers import error_answer
@@ -93,6 +95,7 @@ def routes(
         Route("/review/drafts/{id:int}/blocks/{index:int}", review.edit_block, methods=["POST"]),
         Route("/review/drafts/{id:int}/body", review.edit_body, methods=["POST"]),
         Route("/review/drafts/{id:int}/{action}", review.action, methods=["POST"]),
+        Route("/review/feeds", review.feeds),
         Route("/review/entries", review.entries),
         Route("/review/entries/{id:int}/retry", review.retry_entry, methods=["POST"]),
         Route("/review/entries/{id:int}/text", review.paste_entry_text, methods=["POST"]),
@@ -220,6 +223,8 @@ def make_templates(now: Callable[[], datetime], language: str = SOURCE_LANGUAGE)
         amount=words.amount,
         source_name=source_name,
         status_label=words.status_label,
+        feed_status=lambda feed: status_words(feed, words),
+        spend=lambda spent: spend_words(spent, words),
         action_label=words.action_label,
         stored=words.stored,
         safe_url=safe_url,

@@ -400,6 +400,13 @@ class ReviewViews:
 
     # ------------------------------------------------------------ entries with no draft
 
+    def feeds(self, request: Request) -> Response:
+        """Each feed's health, its own settings and what its drafts cost."""
+        reviewer = session_reviewer(self.auth, request)
+        if reviewer is None:
+            return self.login_page(request, 401, self.words.gettext("Log in to see the feeds."))
+        return self.render("review/feeds.html", request, reviewer, sheets=self.desk.feeds())
+
     def entries(self, request: Request) -> Response:
         """Entries the editor would not otherwise see: skipped (and why), failing (the last
         error, attempts, next try), with the original link, retry and paste forms."""
