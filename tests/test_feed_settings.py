@@ -208,3 +208,16 @@ def _article(number: int) -> str:
         f"happy before the rain came back in the evening for paragraph {i}.</p>"
         for i, subject in enumerate(subjects * 2)
     )
+
+
+def test_the_readme_persona_configs_pass_check_config(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Per newsletter", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```toml\n(.*?)```", section, re.DOTALL)
+    assert len(blocks) == 2
+    for number, block in enumerate(blocks):
+        path = tmp_path / f"persona-{number}.toml"
+        path.write_text(block, encoding="utf-8")
+        result = check_config(path, LICENSED_COOKIE="session=licensed")
+        assert result.returncode == 0, result.stderr
+        assert "1 feeds" in result.stdout
