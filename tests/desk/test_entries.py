@@ -24,7 +24,6 @@ from upstream_paths import PAID_PATH, PAID_TITLE, REVIEW, SIMDJSON_PATH, WORDPRE
 
 from aggregator import config as config_module
 from aggregator.config import Settings
-from aggregator.models import Entry
 from aggregator.pipeline import Services, process_backlog
 from aggregator.store import Store
 from aggregator.web.app import create_app
@@ -299,13 +298,24 @@ def test_retry_through_the_api_and_the_desk_needs_write_rights_and_no_draft(
     assert datetime.fromisoformat(after["next_attempt_at"]) <= datetime.now(UTC)
 
 
-def test_the_desk_links_only_to_web_addresses(ghost: Site) -> None:
-    [paid] = entries_cli(ghost, "--state", "skipped")
-    with ghost.store.session() as session:
-        session.get_one(Entry, paid["id"]).url = "javascript:alert(document.cookie)"
-    client = ghost.client()
+def test_the_desk_links_only_to_web_addresses(
+    tmp_path: Path, write_config: WriteConfig, upstream: UpstreamServer
+) -> None:
+    """A feed whose item links to javascript: gets an entry the desk lists, and no link that
+    runs a script."""
+    feed = (DATA_DIR / "torment-nexus-like.rss").read_text(encoding="utf-8")
+    hostile = feed.replace(f"{GHOST_ORIGIN}{PAID_PATH}", "javascript:alert(document.cookie)")
+    assert hostile != feed
+    upstream.add("/rss/", hostile.replace(GHOST_ORIGIN, upstream.base_url))
+    sites = _site(tmp_path, write_config, [{"url": upstream.url("/rss/"), "name": "Hostile"}])
+    site = next(sites)
+    [listed] = [e for e in entries_cli(site, "--state", "all") if e["title"] == PAID_TITLE]
+    assert listed["url"] == "javascript:alert(document.cookie)"  # kept as the feed said
+    assert listed["state"] in ("skipped", "failing")
+    client = site.client()
     log_in(client)
 
-    row = row_of(client.get("/review/entries?state=skipped").text, paid["id"])
+    row = row_of(client.get(f"/review/entries?state={listed['state']}").text, listed["id"])
+    sites.close()  # the store's
 
     assert row.find_class("original")[0].get("href") == "#"
