@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import os
@@ -19,6 +20,7 @@ from conftest import WriteConfig, run_cli, run_cli_json
 from aggregator import config as config_module
 from aggregator.cli.base import COMMAND_MODULES, Invocation
 from aggregator.cli.base import main as cli_main
+from aggregator.models import DraftStatus
 from aggregator.polling.parse import ParsedEntry
 from aggregator.store import MIGRATIONS, DraftContent, Store
 from aggregator.store.base import newest_migration
@@ -272,6 +274,23 @@ def test_drafts_list_on_a_current_database_loads_no_migration_tool(
     seed_draft(config)  # the schema is at the newest migration
     loaded = modules_loaded_by(tmp_path, "--config", str(config), "drafts", "list", "--json")
     assert "sqlalchemy" in loaded and loaded.isdisjoint(HEAVY), loaded & set(HEAVY)
+    assert "lxml" not in loaded  # the publishing stage: the table's source names only
+
+
+def test_a_list_of_drafts_says_what_each_draft_says_but_its_body(config: Path) -> None:
+    """The lists (``drafts list``, ``GET /api/drafts``) read summaries, not whole drafts."""
+    for title in ("Premier", "Deuxième", "Troisième"):
+        seed_draft(config, title)
+    store = Store.from_settings(config_module.load(config))
+    try:
+        whole, summaries = store.list_drafts(), store.draft_summaries()
+        pending = store.draft_summaries(DraftStatus.PENDING)
+        assert store.draft_summaries(DraftStatus.APPROVED) == []
+    finally:
+        store.close()
+    assert [d.title for d in summaries] == [d.title for d in whole] == [d.title for d in pending]
+    assert len(whole) == 3 and all(d.body_html for d in whole)
+    assert summaries == [dataclasses.replace(d, body_html="") for d in whole]
 
 
 def test_each_command_is_registered_by_the_module_that_loads_it() -> None:

@@ -40,16 +40,17 @@ def drafts() -> None:
 def drafts_list(ctx: click.Context, status: str, as_json: bool) -> None:
     """Drafts waiting for review (or of another status)."""
     from aggregator.models import DraftStatus
-    from aggregator.publishing.publish import source_name
     from aggregator.shapes import draft_summary_json, iso
 
     settings = settings_of(ctx)
     with open_store(settings, upgrade=True) as store:
-        items = store.list_drafts(None if status == "all" else DraftStatus(status))
+        items = store.draft_summaries(None if status == "all" else DraftStatus(status))
     if as_json:
         base_url = settings.server.base_url
         print_json([draft_summary_json(d, base_url) for d in items])
         return
+    from aggregator.publishing.publish import source_name  # lxml: for the table only
+
     print_table(
         ("id", "status", "title", "feed", "created", "warnings"),
         ((str(d.id), d.status.value, d.title, source_name(d), iso(d.created_at) or "",

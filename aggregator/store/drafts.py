@@ -14,11 +14,11 @@ edits are kept over every redraft (``store.edits``).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import datetime, timedelta
 from typing import Required, TypedDict, Unpack
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, literal, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from aggregator import transitions
@@ -96,6 +96,18 @@ class DraftStore(StoreBase):
             if status is not None:
                 query = query.where(Draft.status == status)
             return [_draft_view(d) for d in session.scalars(query)]
+
+    def draft_summaries(self, status: DraftStatus | None = None) -> list[DraftView]:
+        """``list_drafts`` without the bodies (``body_html`` is empty): what a list of drafts
+        shows, read as plain rows (a thousand drafts are read in a blink)."""
+        query = _SUMMARIES.order_by(Draft.created_at.desc(), Draft.id.desc())
+        if status is not None:
+            query = query.where(Draft.status == status)
+        with self.session() as session:
+            return [
+                DraftView(**{**row._mapping, "warnings": tuple(row.warnings or ())})
+                for row in session.execute(query)
+            ]
 
     def review_queue(self) -> list[DraftView]:
         """What waits for an editor: pending drafts, oldest first, then stale approved ones."""
@@ -510,6 +522,34 @@ def _public_view(draft: Draft) -> DraftView:
             view.updated_at if draft.status == DraftStatus.APPROVED else draft.published_approved_at
         ),
     )
+
+
+# A DraftView's fields as columns: the draft's own, then its entry's and feed's.
+_SUMMARIES = (
+    select(
+        *(
+            getattr(Draft, f.name).label(f.name)
+            for f in fields(DraftView)
+            if f.name in Draft.__table__.c and f.name != "body_html"
+        ),
+        literal("").label("body_html"),
+        Entry.title.label("original_title"),
+        func.coalesce(Entry.permalink, Entry.url).label("original_url"),
+        Entry.author.label("author"),
+        Entry.published_at.label("published_at"),
+        Feed.name.label("feed"),
+        Feed.slug.label("feed_slug"),
+        Feed.url.label("feed_url"),
+        Feed.title.label("feed_title"),
+        Feed.site_url.label("feed_site_url"),
+        func.coalesce(Entry.source_updated_at, Entry.published_at, Entry.created_at).label(
+            "feed_updated_at"
+        ),
+        Draft.published_approved_at.is_not(None).label("published"),
+    )
+    .join(Entry, Draft.entry_id == Entry.id)
+    .join(Feed, Entry.feed_id == Feed.id)
+)
 
 
 def _draft_view(draft: Draft, *, with_edits: bool = False) -> DraftView:

@@ -230,7 +230,7 @@ class ApiViews:
     def list_drafts(self, call: Call) -> dict[str, Any]:
         query: DraftQuery = call.query
         status = None if query.status == "all" else DraftStatus(query.status)
-        drafts = self.desk.store.list_drafts(status)
+        drafts = self.desk.store.draft_summaries(status)
         if query.feed:
             drafts = [d for d in drafts if query.feed in (d.feed_slug, d.feed)]
         return page_of("drafts", drafts, query, lambda d: draft_summary_json(d, self.base_url))
