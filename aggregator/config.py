@@ -143,10 +143,26 @@ class TranslationSettings:
     microsoft: EngineSettings = EngineSettings()
     mymemory: EngineSettings = EngineSettings()
     llm: LLMSettings = LLMSettings()
+    # More OpenAI-compatible endpoints, each named by its table ([translation.llms.NAME]):
+    # ``engine = "NAME"`` in [translation], [[feeds]] or fallback picks one.
+    llms: dict[str, LLMSettings] = field(default_factory=dict)
 
     def engine_settings(self, name: str) -> EngineSettings:
+        if name in self.llms:
+            return self.llms[name]
         settings: EngineSettings = getattr(self, name)
         return settings
+
+    def is_llm(self, name: str) -> bool:
+        """Is the engine named ``name`` an LLM (``llm`` or one of [translation.llms])?"""
+        return name == "llm" or name in self.llms
+
+    def llm_settings(self, name: str = "llm") -> LLMSettings:
+        return self.llm if name == "llm" else self.llms[name]
+
+    def llm_table(self, name: str = "llm") -> str:
+        """Where the LLM engine named ``name`` is configured, for messages."""
+        return "translation.llm" if name == "llm" else f"translation.llms.{name}"
 
 
 @dataclass(frozen=True)
@@ -463,16 +479,33 @@ def _with_secrets_from_environment(translation: TranslationSettings) -> Translat
             updates[name] = dataclasses.replace(engine, api_key=secret)
     for name, engine in updates.items():
         translation = dataclasses.replace(translation, **{name: engine})  # type: ignore[arg-type]
-    return translation
+    named = {
+        name: dataclasses.replace(llm, api_key=secret)
+        if not llm.api_key and (secret := _named_secret(name))
+        else llm
+        for name, llm in translation.llms.items()
+    }
+    return dataclasses.replace(translation, llms=named)
+
+
+def _named_secret(name: str) -> str | None:
+    return os.environ.get(f"AGGREGATOR_{name.upper()}_API_KEY") or _credential(f"{name}_api_key")
 
 
 def _with_prompt_file_resolved(translation: TranslationSettings, file: Path) -> TranslationSettings:
     """A relative prompt_file is relative to the config file, like the database."""
-    prompt = translation.llm.prompt_file
-    if not prompt or Path(prompt).is_absolute():
-        return translation
-    llm = dataclasses.replace(translation.llm, prompt_file=str(file.resolve().parent / prompt))
-    return dataclasses.replace(translation, llm=llm)
+
+    def resolved(llm: LLMSettings) -> LLMSettings:
+        prompt = llm.prompt_file
+        if not prompt or Path(prompt).is_absolute():
+            return llm
+        return dataclasses.replace(llm, prompt_file=str(file.resolve().parent / prompt))
+
+    return dataclasses.replace(
+        translation,
+        llm=resolved(translation.llm),
+        llms={name: resolved(llm) for name, llm in translation.llms.items()},
+    )
 
 
 def _credential(name: str) -> str | None:

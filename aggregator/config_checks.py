@@ -25,29 +25,14 @@ FEED_CHOICES = {
     "translate": ("full", "title"),
     "full_text": ("auto", "feed", "page"),
 }
+_INSTANCE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
 
 def check(settings: Settings, file: Path) -> None:
     """ConfigError naming the key and the file when values that each parsed well do not fit
     together or fall outside what the program accepts."""
-    engine = settings.translation.engine
-    if engine not in ENGINES:
-        raise ConfigError(
-            f"{file}: 'translation.engine' must be one of {', '.join(ENGINES)}, got {engine!r}"
-        )
-    if engine == "libre" and not settings.translation.libre.url:
-        raise ConfigError(
-            f"{file}: missing required key 'translation.libre.url' for engine 'libre'"
-        )
-    if (
-        engine in ("deepl", "microsoft")
-        and not settings.translation.engine_settings(engine).api_key
-    ):
-        raise ConfigError(
-            f"{file}: engine '{engine}' needs 'translation.{engine}.api_key' "
-            f"(or the environment variable AGGREGATOR_{engine.upper()}_API_KEY)"
-        )
+    _check_engine(settings.translation, settings.translation.engine, "translation.engine", file)
     _check_translation(settings.translation, file)
     base = urlsplit(settings.server.base_url)
     if base.scheme not in ("http", "https") or not base.netloc:
@@ -68,25 +53,8 @@ def check(settings: Settings, file: Path) -> None:
             raise ConfigError(f"{file}: 'feeds[{i}].url' must be an http(s) URL, got {feed.url!r}")
         if feed.url in seen:
             raise ConfigError(f"{file}: 'feeds[{i}].url' is listed twice: {feed.url}")
-        if feed.engine and feed.engine not in ENGINES:
-            raise ConfigError(
-                f"{file}: 'feeds[{i}].engine' must be one of {', '.join(ENGINES)}, "
-                f"got {feed.engine!r}"
-            )
-        if feed.engine == "llm":
-            _check_llm(settings.translation.llm, file)
-        key = f"feeds[{i}].engine"
-        if feed.engine == "libre" and not settings.translation.libre.url:
-            raise ConfigError(f"{file}: missing required key 'translation.libre.url' for '{key}'")
-        if (
-            feed.engine in ("deepl", "microsoft")
-            and not settings.translation.engine_settings(feed.engine).api_key
-        ):
-            raise ConfigError(
-                f"{file}: engine '{feed.engine}' in '{key}' needs "
-                f"'translation.{feed.engine}.api_key' "
-                f"(or the environment variable AGGREGATOR_{feed.engine.upper()}_API_KEY)"
-            )
+        if feed.engine:
+            _check_engine(settings.translation, feed.engine, f"feeds[{i}].engine", file)
         seen.add(feed.url)
     _check_review(settings, file)
     _check_operations(settings, file)
@@ -194,25 +162,22 @@ def _check_translation(translation: TranslationSettings, file: Path) -> None:
     seen = {translation.engine}
     for i, name in enumerate(translation.fallback):
         key = f"translation.fallback[{i}]"
-        if name not in ENGINES:
-            raise ConfigError(f"{file}: '{key}' must be one of {', '.join(ENGINES)}, got {name!r}")
         if name in seen:
             raise ConfigError(f"{file}: '{key}': engine {name!r} is already in the chain")
         seen.add(name)
-        if name == "libre" and not translation.libre.url:
-            raise ConfigError(f"{file}: missing required key 'translation.libre.url' for '{key}'")
-        if name in ("deepl", "microsoft") and not translation.engine_settings(name).api_key:
-            raise ConfigError(
-                f"{file}: engine '{name}' in '{key}' needs 'translation.{name}.api_key' "
-                f"(or the environment variable AGGREGATOR_{name.upper()}_API_KEY)"
-            )
+        _check_engine(translation, name, key, file)
     for name in ENGINES:
         if translation.engine_settings(name).daily_characters < 0:
             raise ConfigError(f"{file}: 'translation.{name}.daily_characters' must be >= 0")
     if translation.breaker_threshold < 1:
         raise ConfigError(f"{file}: 'translation.breaker_threshold' must be at least 1")
-    if "llm" in seen:
-        _check_llm(translation.llm, file)
+    for name, llm in translation.llms.items():
+        if name in ENGINES or not _INSTANCE_NAME.match(name):
+            raise ConfigError(
+                f"{file}: [translation.llms.{name}]: an engine's name is lowercase letters, "
+                f"digits and _, and not one of {', '.join(ENGINES)}"
+            )
+        _check_llm(llm, translation.llm_table(name), file)
     for i, term in enumerate(translation.glossary.keep):
         if not term.strip():
             raise ConfigError(f"{file}: 'translation.glossary.keep[{i}]' is empty")
@@ -224,37 +189,50 @@ def _check_translation(translation: TranslationSettings, file: Path) -> None:
             )
 
 
-def _check_llm(llm: LLMSettings, file: Path) -> None:
+def _check_engine(translation: TranslationSettings, name: str, key: str, file: Path) -> None:
+    """The engine ``name`` (given at ``key``) exists and has what it needs to run."""
+    known = (*ENGINES, *translation.llms)
+    if name not in known:
+        raise ConfigError(f"{file}: '{key}' must be one of {', '.join(known)}, got {name!r}")
+    if name == "llm":
+        _check_llm(translation.llm, "translation.llm", file)
+    if name == "libre" and not translation.libre.url:
+        raise ConfigError(f"{file}: missing required key 'translation.libre.url' for '{key}'")
+    if name in ("deepl", "microsoft") and not translation.engine_settings(name).api_key:
+        raise ConfigError(
+            f"{file}: engine '{name}' in '{key}' needs 'translation.{name}.api_key' "
+            f"(or the environment variable AGGREGATOR_{name.upper()}_API_KEY)"
+        )
+
+
+def _check_llm(llm: LLMSettings, table: str, file: Path) -> None:
     """An LLM engine needs its endpoint and model; its numbers make sense."""
     for key in ("url", "region", "max_chars", "daily_characters"):
         if getattr(llm, key):
-            raise ConfigError(f"{file}: 'translation.llm.{key}' is not a setting of the llm engine")
+            raise ConfigError(f"{file}: '{table}.{key}' is not a setting of the llm engine")
     base = urlsplit(llm.base_url)
     if base.scheme not in ("http", "https") or not base.netloc:
         raise ConfigError(
-            f"{file}: 'translation.llm.base_url' must be the endpoint's http(s) URL such as "
+            f"{file}: '{table}.base_url' must be the endpoint's http(s) URL such as "
             f'"http://127.0.0.1:11434/v1", got {llm.base_url!r}'
         )
     if not llm.model.strip():
-        raise ConfigError(f"{file}: missing required key 'translation.llm.model' for engine 'llm'")
+        raise ConfigError(f"{file}: missing required key '{table}.model'")
     if llm.headline not in HEADLINES:
         raise ConfigError(
-            f'{file}: \'translation.llm.headline\' must be "literal" or "adapt", '
-            f"got {llm.headline!r}"
+            f'{file}: \'{table}.headline\' must be "literal" or "adapt", got {llm.headline!r}'
         )
     if not 0 <= llm.temperature <= 2:
-        raise ConfigError(f"{file}: 'translation.llm.temperature' must be between 0 and 2")
+        raise ConfigError(f"{file}: '{table}.temperature' must be between 0 and 2")
     for key in ("price_input_per_mtok", "price_output_per_mtok", "daily_tokens", "daily_cost"):
         if getattr(llm, key) < 0:
-            raise ConfigError(f"{file}: 'translation.llm.{key}' must be >= 0")
+            raise ConfigError(f"{file}: '{table}.{key}' must be >= 0")
     if llm.batch_tokens < 100:
-        raise ConfigError(f"{file}: 'translation.llm.batch_tokens' must be at least 100")
+        raise ConfigError(f"{file}: '{table}.batch_tokens' must be at least 100")
     if llm.context_units < 0:
-        raise ConfigError(f"{file}: 'translation.llm.context_units' must be >= 0")
+        raise ConfigError(f"{file}: '{table}.context_units' must be >= 0")
     if llm.prompt_file and not Path(llm.prompt_file).is_file():
-        raise ConfigError(
-            f"{file}: 'translation.llm.prompt_file': no such file {llm.prompt_file!r}"
-        )
+        raise ConfigError(f"{file}: '{table}.prompt_file': no such file {llm.prompt_file!r}")
 
 
 LOG_FORMATS = ("auto", "journal", "text")

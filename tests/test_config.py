@@ -68,6 +68,11 @@ def test_the_readme_llm_config_passes_check_config(tmp_path: Path) -> None:
     # Every endpoint the section names is one the check accepts.
     for base_url in re.findall(r'base_url = "([^"]+)"', section):
         config.load(write(tmp_path, block.group(1).replace(llm.base_url, base_url)))
+    # The named instance's block, added to the first, gives its feed its own engine.
+    named = re.findall(r"```toml\n(.*?)```", section, re.DOTALL)[1]
+    settings = config.load(write(tmp_path, block.group(1) + "\n" + named))
+    assert settings.translation.llms["premium"].model == "gpt-4o"
+    assert settings.feed_engine("https://licensed.example.com/rss/") == "premium"
 
 
 def test_the_shipped_config_as_committed_passes_check_config(tmp_path: Path) -> None:
@@ -118,6 +123,20 @@ def test_relative_sqlite_path_is_relative_to_the_config_file(tmp_path: Path) -> 
             "missing required key 'translation.libre.url' for 'feeds[0].engine'",
         ),
         ('[translation]\nsource_languages = "en"\n', "'translation.source_languages' must be a"),
+        (
+            '[translation.llms.premium]\nbase_url = "http://127.0.0.1:9/v1"\n',
+            "missing required key 'translation.llms.premium.model'",
+        ),
+        (
+            '[translation.llms.google]\nbase_url = "http://127.0.0.1:9/v1"\nmodel = "m"\n',
+            "[translation.llms.google]: an engine's name is lowercase letters",
+        ),
+        (
+            '[translation.llms.premium]\nbase_url = "http://127.0.0.1:9/v1"\nmodel = "m"\n'
+            '[[feeds]]\nurl = "https://a/"\nengine = "premuim"\n',
+            "'feeds[0].engine' must be one of google, libre, deepl, microsoft, mymemory, llm,"
+            " premium, got 'premuim'",
+        ),
         ("[server\n", "not valid TOML"),
     ],
 )

@@ -252,10 +252,10 @@ def _as_translate_error(engine: str, exc: BaseException, record: _CallRecord) ->
 def build_engine(settings: TranslationSettings, name: str | None = None) -> Engine:
     """The engine named (default: [translation] engine), configured from its own table."""
     name = name or settings.engine
-    if name == "llm":
+    if settings.is_llm(name):
         from aggregator.translation.llm import build_llm_engine  # llm.py imports this module
 
-        return build_llm_engine(settings)
+        return build_llm_engine(settings, name)
     own = settings.engine_settings(name)
     timeout = float(own.timeout or settings.timeout)
     max_chars = own.max_chars or DEFAULT_MAX_CHARS[name]

@@ -120,6 +120,7 @@ class LLMEngine:
     target: str = "fr"
     timeout: float = 60.0
     name: str = "llm"
+    table: str = "translation.llm"  # where it is configured, for messages
     max_chars: int = 0  # the line-by-line path's (pieces of a unit between its markup)
     max_url_bytes: int = 0
     _client: Any = field(default=None, repr=False)
@@ -222,7 +223,7 @@ class LLMEngine:
             raise TranslateError(f"{self.name}: no answer within {self.timeout:g} s") from None
         except openai.APIConnectionError:
             raise TranslateError(
-                f"{self.name}: cannot connect to {base_url} (translation.llm.base_url)"
+                f"{self.name}: cannot connect to {base_url} ({self.table}.base_url)"
             ) from None
         except openai.RateLimitError as exc:
             wait = rate_limit_wait(exc.response.headers)
@@ -232,13 +233,13 @@ class LLMEngine:
             ) from None
         except openai.AuthenticationError:
             raise TranslateError(
-                f"{self.name}: the service refused the API key (translation.llm.api_key "
-                "or AGGREGATOR_LLM_API_KEY)"
+                f"{self.name}: the service refused the API key ({self.table}.api_key "
+                f"or AGGREGATOR_{self.name.upper()}_API_KEY)"
             ) from None
         except openai.NotFoundError:
             raise TranslateError(
                 f"{self.name}: the service has no model {model!r} at {base_url} "
-                "(translation.llm.model, translation.llm.base_url)"
+                f"({self.table}.model, {self.table}.base_url)"
             ) from None
         except openai.APIStatusError as exc:
             raise TranslateError(
@@ -470,28 +471,29 @@ def _excerpt(text: str) -> str:
 # ---------------------------------------------------------------- configuration
 
 
-def build_llm_engine(settings: TranslationSettings) -> LLMEngine:
-    llm: LLMSettings = settings.llm
+def build_llm_engine(settings: TranslationSettings, name: str = "llm") -> LLMEngine:
+    llm: LLMSettings = settings.llm_settings(name)
+    table = settings.llm_table(name)
     languages = settings.source_languages or ("en",)
     source = languages[0] if len(languages) == 1 else "auto"
     return LLMEngine(
         llm,
-        instructions(llm.prompt_file, source, settings.target_language),
+        instructions(llm.prompt_file, source, settings.target_language, table),
         source=source,
         target=settings.target_language,
         timeout=float(llm.timeout or settings.timeout),
+        name=name,
+        table=table,
     )
 
 
-def instructions(prompt_file: str, source: str, target: str) -> str:
+def instructions(prompt_file: str, source: str, target: str, table: str = "translation.llm") -> str:
     """The prompt template (``prompt_file``, else the one shipped), languages filled in."""
     if prompt_file:
         try:
             template = Path(prompt_file).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(
-                f"translation.llm.prompt_file: cannot read {prompt_file}: {exc}"
-            ) from None
+            raise ConfigError(f"{table}.prompt_file: cannot read {prompt_file}: {exc}") from None
     else:
         shipped = resources.files("aggregator.translation") / "prompts" / f"{PROMPT_VERSION}.md"
         template = shipped.read_text(encoding="utf-8")

@@ -116,6 +116,58 @@ def test_a_feed_on_the_default_engine_beside_a_default_llm_never_reaches_the_mod
     assert MUSK_TITLE not in "\n".join(libretranslate.texts)
 
 
+def test_two_named_llm_instances_each_translate_their_own_feeds_and_count_their_own_tokens(
+    tmp_path: Path, upstream: UpstreamServer, libretranslate: LibreTranslateServer, llm: LLMServer
+) -> None:
+    """[translation.llm] for one newsletter, [translation.llms.premium] (another endpoint,
+    another model, its own prices) for the other: each request reaches its own server."""
+    serve_newsletters(upstream)
+    with LLMServer() as premium:
+        desk = open_desk(
+            tmp_path,
+            upstream,
+            libretranslate,
+            translation={
+                "engine": "llm",
+                "timeout": "5s",
+                "llm": {"base_url": llm.base_url, "model": "house-model"},
+                "llms": {
+                    "premium": {
+                        "base_url": premium.base_url,
+                        "model": "premium-model",
+                        "price_input_per_mtok": 3.0,
+                        "price_output_per_mtok": 15.0,
+                    }
+                },
+            },
+            feeds=[
+                {"url": upstream.url(FEED_PATH), "name": GHOST[0], "engine": "premium"},
+                {"url": upstream.url(EXCERPTS_FEED_PATH), "name": EXCERPTS[0]},
+            ],
+        )
+        desk.workers = 1
+        report = desk.poll()
+        to_premium = sent_to_llm(premium)
+        premium_models = {request.model for request in premium.requests}
+
+    assert report.entries["drafted"] == 4, report
+    drafts = desk.drafts()
+    assert {title: drafts[title].engine for title in (*GHOST[1], *EXCERPTS[1])} == {
+        **dict.fromkeys(GHOST[1], "premium"),
+        **dict.fromkeys(EXCERPTS[1], "llm"),
+    }
+    assert {batch["title"] for batch in to_premium} == set(GHOST[1])
+    assert premium_models == {"premium-model"}
+    assert {batch["title"] for batch in sent_to_llm(llm)} == set(EXCERPTS[1])
+    assert {request.model for request in llm.requests} == {"house-model"}
+    # Only the premium instance is priced: its drafts cost money, the others count tokens.
+    for title in GHOST[1]:
+        assert drafts[title].cost and drafts[title].cost > 0, title
+    for title in EXCERPTS[1]:
+        assert not drafts[title].cost and drafts[title].prompt_tokens, title
+    assert libretranslate.texts == []
+
+
 def test_an_editors_corrections_are_the_examples_of_the_same_feeds_later_articles_only(
     tmp_path: Path, upstream: UpstreamServer, libretranslate: LibreTranslateServer, llm: LLMServer
 ) -> None:
