@@ -128,8 +128,9 @@ def refresh_feed(
     interval = timedelta(seconds=feed.interval_seconds)
     # Trusted: exactly the origin written in config.toml; the rest of the feed's URLs are
     # guarded unless the feed (or [fetch]) allows private networks.
-    trusted_origin = origin_of(feed.config_url or feed.url)
-    allow_private = settings.private_networks_allowed(feed.config_url or feed.url)
+    config_url = feed.config_url or feed.url
+    trusted_origin = origin_of(config_url)
+    allow_private = settings.private_networks_allowed(config_url)
     try:
         result = services.fetcher.get(
             feed.url,
@@ -188,7 +189,9 @@ def refresh_feed(
             item_fingerprints=parsed.item_fingerprints,
         )
         if outcome.updated_entries:
-            reread_changed_pages(services, feed.id, now, allow_private=allow_private)
+            reread_changed_pages(
+                services, feed.id, now, feed_url=config_url, allow_private=allow_private
+            )
         if parsed.warning:
             log.warning("feed %s: %s", feed.name, parsed.warning)
         report.feed("updated")
