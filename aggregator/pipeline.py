@@ -26,7 +26,7 @@ from html import escape
 
 from aggregator.clock import utc_now
 from aggregator.config import FeedSettings, Settings
-from aggregator.config_checks import ENGINES
+from aggregator.config_checks import ENGINES, header_value
 from aggregator.errors import AggregatorError, ConfigError, UnexpectedError
 from aggregator.extraction.boilerplate import recorded_drops, remove_boilerplate, remove_recurring
 from aggregator.extraction.extract import (
@@ -47,7 +47,7 @@ from aggregator.extraction.extract import (
 from aggregator.extraction.language import detect
 from aggregator.models import EntryState
 from aggregator.polling import decide
-from aggregator.polling.fetch import Fetcher
+from aggregator.polling.fetch import Credentials, Fetcher
 from aggregator.store import DraftContent, EntryWork, PendingMemory, Progress, Store
 from aggregator.store.memory import FeedContext
 from aggregator.translation import kept
@@ -385,6 +385,7 @@ def take_full_text(services: Services, entry: EntryWork) -> tuple[str, str] | st
         entry.url,
         accept=PAGE_ACCEPT,
         allow_private=services.settings.private_networks_allowed(entry.feed_config_url),
+        credentials=feed_credentials(services.settings, entry.feed_config_url),
     )
     reason = paywall_reason(page.body.decode("utf-8", "replace"))
     if reason:
@@ -400,6 +401,28 @@ def article_of_page(services: Services, feed: FeedSettings, page: bytes, url: st
     if feed.selector:
         return select_article(cleaned, url, feed.selector).html
     return services.extract(cleaned, url).html
+
+
+def feed_credentials(settings: Settings, feed_url: str) -> Credentials | None:
+    """The ``headers`` of the feed written as ``feed_url`` in config.toml, read now from
+    where they are kept ("env:…", "file:…"), for that feed's own host only; None without.
+
+    Read at every fetch, so that a renewed cookie is used without a restart, and never
+    stored. A header that cannot be read is a ConfigError naming the feed and the header,
+    never a value.
+    """
+    feed = settings.feed(feed_url)
+    if not feed.headers:
+        return None
+    values = {}
+    for name, reference in feed.headers.items():
+        try:
+            values[name] = header_value(reference, settings.path.parent)
+        except ValueError as exc:
+            raise ConfigError(
+                f"the header {name} of the feed {feed.display_name} cannot be read: {exc}"
+            ) from None
+    return Credentials.for_url(feed_url, values)
 
 
 def _from_feed(services: Services, entry: EntryWork, context: FeedContext, html: str) -> str:
@@ -459,7 +482,7 @@ def reread_changed_pages(
     editor is told has changed looks exactly as reviewed. A page that cannot be read, or
     is now members-only, leaves the stored text as it was; the next change tries again.
     ``allow_private`` is the feed's own setting, as for its article links; ``feed_url``,
-    the feed as written in config.toml, gives its ``selector`` and ``remove``.
+    the feed as written in config.toml, gives its ``selector``, ``remove`` and ``headers``.
     How many pages were read again.
     """
     done = 0
@@ -467,7 +490,12 @@ def reread_changed_pages(
     for entry_id, url in services.store.changed_page_originals(feed_id, since):
         try:
             # A link from feed content is untrusted: the fetcher's SSRF guard applies.
-            page = services.fetcher.get(url, allow_private=allow_private, accept=PAGE_ACCEPT)
+            page = services.fetcher.get(
+                url,
+                allow_private=allow_private,
+                accept=PAGE_ACCEPT,
+                credentials=feed_credentials(services.settings, feed_url),
+            )
             if paywall_reason(page.body.decode("utf-8", "replace")):
                 log.info("entry %s: the changed page is now members-only; kept as it was", url)
                 continue
