@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from conftest import DATA_DIR, WriteConfig, run_cli, run_cli_json
 from servers import RecordedRequest, Route, UpstreamServer
@@ -194,5 +195,11 @@ def test_credentials_name_their_headers_and_keep_their_values_to_themselves() ->
     credentials = Credentials.for_url("https://Nexus.example/rss/", {"Cookie": COOKIE})
 
     assert credentials.host == "nexus.example"
+    assert credentials.applies_to(httpx.URL("https://nexus.example:8443/post/"))
+    assert not credentials.applies_to(httpx.URL("https://cdn.nexus.example/post/"))
+    assert not credentials.applies_to(httpx.URL("http://nexus.example/post/"))  # in the clear
+    plain = Credentials.for_url("http://127.0.0.1:8080/rss/", {"Cookie": COOKIE})
+    assert plain.applies_to(httpx.URL("http://127.0.0.1:9090/p"))
+    assert not plain.applies_to(httpx.URL("http://localhost:8080/p"))
     assert COOKIE not in repr(credentials) and "Cookie" in repr(credentials)
     assert COOKIE not in str(credentials)
