@@ -1,14 +1,17 @@
 """Article HTML -> clean, sanitized HTML + metadata. Pure: never fetches.
 
 trafilatura is given the page's HTML and its URL; what comes out is sanitized with an
-allowlist (nh3) after every URL is made absolute. The sanitizer always runs last.
+allowlist (nh3) after every URL is made absolute. The sanitizer always runs last. A feed
+may name its article in the page itself (``selector``, CSS) instead of trafilatura's guess,
+and the site's own blocks to leave out (``remove``): ``select_article`` and
+``without_elements``.
 """
 
 from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
@@ -206,20 +209,85 @@ def extract_article(page_html: str | bytes, url: str) -> Article:
         metadata = trafilatura.extract_metadata(page_html, default_url=url) if extracted else None
     if not extracted:
         raise ExtractError(f"{url}: no article text found in the page")
-    body = remove_boilerplate(_body_of(extracted))
+    return Article(
+        html=_cleaned(_body_of(extracted), url, page_html),
+        title=getattr(metadata, "title", None) if metadata else None,
+        author=getattr(metadata, "author", None) if metadata else None,
+    )
+
+
+def select_article(page_html: str | bytes, url: str, selector: str) -> Article:
+    """The first element of the page that the CSS ``selector`` matches, as the article,
+    cleaned as trafilatura's output is (boilerplate, sanitizer, links inside the article).
+
+    For a site whose article trafilatura guesses wrong: the feed's ``selector`` says where
+    it is. No match is an ExtractError naming the selector and the page.
+    """
+    matches = _matching(_document(page_html), selector)
+    if not matches:
+        raise ExtractError(f"{url}: the feed's selector {selector!r} matches nothing in the page")
+    chosen = lxml.html.tostring(matches[0], encoding="unicode", with_tail=False)
+    # A page's own markup holds texts in bare divs, which the sanitizer does not keep.
+    return Article(html=_cleaned(restructure_cards(chosen), url, page_html))
+
+
+def without_elements(html: str | bytes, selectors: Sequence[str]) -> str | bytes:
+    """The page (or feed content) without the elements any of the CSS ``selectors``
+    matches: a site's own boilerplate, named by the feed's ``remove``. Unchanged when there
+    is none to remove."""
+    if not selectors:
+        return html
+    fragment = isinstance(html, str) and not re.match(r"\s*(<!doctype|<html)", html, re.I)
+    if fragment:
+        if not html.strip():
+            return html
+        root = lxml.html.fragment_fromstring(str(html), create_parent="div")
+    else:
+        root = _document(html)
+    for css in selectors:
+        for element in _matching(root, css):
+            if element.getparent() is not None:  # not the page itself
+                element.drop_tree()
+    if fragment:
+        return inner_html(root)
+    return str(lxml.html.tostring(root, encoding="unicode", doctype="<!DOCTYPE html>"))
+
+
+def _matching(root: lxml.html.HtmlElement, css: str) -> list[lxml.html.HtmlElement]:
+    """The elements under ``root`` (itself included) that the CSS selector matches."""
+    from lxml.cssselect import CSSSelector  # only where a feed names elements
+
+    found = CSSSelector(css)(root)
+    return (
+        [e for e in found if isinstance(e, lxml.html.HtmlElement)]
+        if isinstance(found, list)
+        else []
+    )
+
+
+def _document(page_html: str | bytes) -> lxml.html.HtmlElement:
+    """The page parsed; bytes are read as UTF-8 when they are, else as the page says."""
+    if isinstance(page_html, bytes):
+        try:
+            page_html = page_html.decode("utf-8")
+        except UnicodeDecodeError:
+            return lxml.html.document_fromstring(page_html)
+    # lxml refuses a str that declares its encoding in an XML declaration.
+    return lxml.html.document_fromstring(re.sub(r"^\s*<\?xml[^>]*>", "", page_html))
+
+
+def _cleaned(body: str, url: str, page_html: str | bytes) -> str:
+    """An article's HTML taken from its page: newsletter boilerplate out, sanitized (last),
+    links to places inside the article kept inside it. An empty result is an ExtractError."""
     parts = urlsplit(url)
     html = keep_fragment_links(
-        sanitize(body, url),
+        sanitize(remove_boilerplate(body), url),
         (url, f"{parts.scheme}://{parts.netloc}/"),
         fragment_names(page_html),
     )
     if not text_of(html):
         raise ExtractError(f"{url}: the extracted article is empty")
-    return Article(
-        html=html,
-        title=getattr(metadata, "title", None) if metadata else None,
-        author=getattr(metadata, "author", None) if metadata else None,
-    )
+    return html
 
 
 def _body_of(document: str) -> str:

@@ -1,4 +1,5 @@
-"""HTTP only: conditional GET, redirects, deadlines, size cap, SSRF guard, Retry-After.
+"""HTTP only: conditional GET, redirects, deadlines, size cap, SSRF guard, Retry-After,
+a feed's own request headers for its own host (``Credentials``).
 
 All interpretation of HTTP lives here; callers get a ``FetchResult`` or a ``FetchError``
 whose message a person can read, whatever the URL (a malformed one is an
@@ -13,7 +14,7 @@ import email.utils
 import http
 import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import Token
 from dataclasses import dataclass, field
@@ -152,6 +153,31 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Request headers (a Cookie, an Authorization) that only one host may receive: the
+    host of a feed URL written in config.toml. Every hop of a request is checked, so a
+    redirect elsewhere does not carry them, nor does a plain-http hop when the feed's URL
+    is https. Its ``repr`` names the headers, never their values."""
+
+    host: str
+    headers: Mapping[str, str]
+    https_only: bool = True
+
+    @classmethod
+    def for_url(cls, url: str, headers: Mapping[str, str]) -> Credentials:
+        """Headers for the host of ``url`` (https only when ``url`` is https)."""
+        parsed = _checked_url(url, url)
+        return cls(host=parsed.host, headers=dict(headers), https_only=parsed.scheme == "https")
+
+    def applies_to(self, url: httpx.URL) -> bool:
+        return url.host == self.host and (url.scheme == "https" or not self.https_only)
+
+    def __repr__(self) -> str:
+        names = ", ".join(self.headers)
+        return f"Credentials(host={self.host!r}, headers=[{names}], https_only={self.https_only})"
 
 
 class BodyDecoder:
@@ -297,6 +323,7 @@ class Fetcher:
         etag: str | None = None,
         last_modified: str | None = None,
         accept: str = "*/*",
+        credentials: Credentials | None = None,
     ) -> FetchResult:
         """GET with conditional headers, guarded redirects and hard limits.
 
@@ -306,7 +333,7 @@ class Fetcher:
         link found in its page). Every other origin, including another port of the same
         host and every redirect hop elsewhere, goes through the SSRF guard, unless
         ``allow_private`` (default: ``[fetch] allow_private_networks``) lifts it for
-        this request.
+        this request. ``credentials`` are sent on the hops to their host only.
         """
         headers = {"Accept": accept}
         if etag:
@@ -333,7 +360,9 @@ class Fetcher:
                     ):
                         if deadline is None:
                             deadline = start_deadline(float(self.settings.timeout))
-                        status, response_headers, body = self._get_once(client, target, headers)
+                        status, response_headers, body = self._get_once(
+                            client, target, _with_credentials(headers, credentials, target)
+                        )
                 except BlockedURLError as exc:
                     if current != url:
                         raise BlockedURLError(f"redirected to {current}, {exc}") from None
@@ -375,7 +404,7 @@ class Fetcher:
                 end_deadline(deadline)
 
     def _get_once(
-        self, client: httpx.Client, url: httpx.URL, headers: dict[str, str]
+        self, client: httpx.Client, url: httpx.URL, headers: httpx.Headers
     ) -> tuple[int, httpx.Headers, bytes]:
         timeout = float(self.settings.timeout)
         limit = self.settings.max_body_bytes
@@ -442,6 +471,17 @@ class Fetcher:
         if status >= 500:
             raise FetchError(f"the server failed ({label})", status=status)
         raise FetchError(f"the server refused the request ({label})", status=status)
+
+
+def _with_credentials(
+    headers: Mapping[str, str], credentials: Credentials | None, target: httpx.URL
+) -> httpx.Headers:
+    """The headers of one hop: the request's, and the credentials when the hop goes to
+    their host (a feed's own header replaces one of the same name, whatever its case)."""
+    hop = httpx.Headers(headers)
+    if credentials is not None and credentials.applies_to(target):
+        hop.update(credentials.headers)
+    return hop
 
 
 def _drain(response: httpx.Response, limit: int = 64 * 1024) -> None:

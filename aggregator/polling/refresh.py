@@ -23,10 +23,10 @@ from aggregator.errors import (
     UnexpectedError,
 )
 from aggregator.models import FeedStatus
-from aggregator.pipeline import Report, Services, reread_changed_pages
+from aggregator.pipeline import Report, Services, feed_credentials, reread_changed_pages
 from aggregator.polling import decide
 from aggregator.polling.discover import feed_links
-from aggregator.polling.fetch import FetchResult, origin_of
+from aggregator.polling.fetch import Credentials, FetchResult, origin_of
 from aggregator.polling.parse import ParsedFeed
 from aggregator.polling.parse_worker import parse_feed  # in a child process, with a deadline
 from aggregator.store import FeedWork, Store, UnchangedPoll
@@ -128,9 +128,12 @@ def refresh_feed(
     interval = timedelta(seconds=feed.interval_seconds)
     # Trusted: exactly the origin written in config.toml; the rest of the feed's URLs are
     # guarded unless the feed (or [fetch]) allows private networks.
-    trusted_origin = origin_of(feed.config_url or feed.url)
-    allow_private = settings.private_networks_allowed(feed.config_url or feed.url)
+    config_url = feed.config_url or feed.url
+    trusted_origin = origin_of(config_url)
+    allow_private = settings.private_networks_allowed(config_url)
     try:
+        # The feed's own headers go to the host written in config.toml, and nowhere else.
+        credentials = feed_credentials(settings, config_url)
         result = services.fetcher.get(
             feed.url,
             trusted=True,
@@ -139,6 +142,7 @@ def refresh_feed(
             etag=feed.etag,
             last_modified=feed.last_modified,
             accept=FEED_ACCEPT,
+            credentials=credentials,
         )
         body_hash = None if result.not_modified else hashlib.sha256(result.body).hexdigest()
         if result.not_modified or body_hash == feed.body_hash:
@@ -166,7 +170,12 @@ def refresh_feed(
             )
         except NotAFeedError:
             result, parsed = discover_feed(
-                services, result, trusted_origin, allow_private, parse=parse
+                services,
+                result,
+                trusted_origin,
+                allow_private,
+                parse=parse,
+                credentials=credentials,
             )
             body_hash = hashlib.sha256(result.body).hexdigest()
             new_url = result.permanent_url or result.url
@@ -188,7 +197,9 @@ def refresh_feed(
             item_fingerprints=parsed.item_fingerprints,
         )
         if outcome.updated_entries:
-            reread_changed_pages(services, feed.id, now, allow_private=allow_private)
+            reread_changed_pages(
+                services, feed.id, now, feed_url=config_url, allow_private=allow_private
+            )
         if parsed.warning:
             log.warning("feed %s: %s", feed.name, parsed.warning)
         report.feed("updated")
@@ -233,11 +244,13 @@ def discover_feed(
     allow_private: bool | None = None,
     *,
     parse: FeedParser = parse_feed,
+    credentials: Credentials | None = None,
 ) -> tuple[FetchResult, ParsedFeed]:
     """The feed an HTML page announces with <link rel="alternate">, fetched and parsed.
 
     A link found in a page is content, not configuration: it is trusted only on the origin
-    written in config.toml, like a redirect.
+    written in config.toml, like a redirect, and the feed's ``credentials`` go only to
+    their own host.
     """
     candidates = feed_links(page.body, page.url)[:MAX_DISCOVERED_CANDIDATES]
     if not candidates:
@@ -246,7 +259,11 @@ def discover_feed(
     for url in candidates:
         try:
             result = services.fetcher.get(
-                url, trusted_origin=trusted_origin, allow_private=allow_private, accept=FEED_ACCEPT
+                url,
+                trusted_origin=trusted_origin,
+                allow_private=allow_private,
+                accept=FEED_ACCEPT,
+                credentials=credentials,
             )
             parsed = parse(
                 result.body,

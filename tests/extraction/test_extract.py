@@ -237,3 +237,44 @@ def test_links_inside_the_article_stay_inside_it_and_link_posts_are_recognised()
         '<div class="kg-bookmark-description">Description.</div></div></a></figure>'
     )
     assert '<p><a href="/x">Title</a></p><p>Description.</p>' in restructure_cards(card)
+
+
+# -------------------------------------------------------------------------------------------
+# A feed's own selector and removals
+
+
+def test_a_selector_takes_the_element_it_names_where_trafilatura_guesses_otherwise() -> None:
+    from aggregator.extraction.extract import select_article
+
+    url = str(expected("lemire.me.json")["url"])
+    page = (DATA_DIR / f"{PAGES['lemire.me.json']}.html").read_bytes()
+    bio = "A computer science professor at the University of Quebec (TELUQ)."
+
+    guessed = text_of(extract_article(page, url).html)
+    selected = select_article(page, url, "article.post").html
+
+    assert bio not in guessed and bio in text_of(selected)  # the "Published by" box
+    assert "<script" not in selected and "onclick" not in selected  # sanitized all the same
+    assert 'href="https://github.com/lemire/simdjson"' in selected
+    with pytest.raises(ExtractError, match=r"selector 'div\.post-body' matches nothing") as err:
+        select_article(page, url, "div.post-body")
+    assert url in str(err.value)
+
+
+def test_remove_drops_what_its_selectors_match_from_a_page_and_from_feed_content() -> None:
+    from aggregator.extraction.extract import without_elements
+
+    url = str(expected("lemire.me.json")["url"])
+    page = (DATA_DIR / f"{PAGES['lemire.me.json']}.html").read_bytes()
+
+    trimmed = without_elements(page, ["table", "p.author-bio"])
+
+    assert "apache_builds" in text_of(extract_article(page, url).html)
+    assert "apache_builds" not in text_of(extract_article(trimmed, url).html)
+    assert "A computer science professor" not in str(trimmed)
+    assert without_elements(page, []) is page  # nothing to remove: the page as it came
+    musk = ghost_bodies()[0]
+    assert "<blockquote>" in musk
+    without_quote = str(without_elements(musk, ["blockquote", "figure.kg-bookmark-card"]))
+    assert "<blockquote>" not in without_quote and "kg-bookmark" not in without_quote
+    assert '<h2 id="what-the-offer-says">' in without_quote
