@@ -304,7 +304,7 @@ class _UpstreamHandler(_QuietHandler):
     def _answer(self, *, include_body: bool) -> None:
         request_headers = {name.lower(): value for name, value in self.headers.items()}
         self.upstream._record(RecordedRequest(self.command, self.path, request_headers))
-        route = self.upstream._route_for(self.path)
+        route = self.upstream._route_for(self.path, request_headers)
         if route is None:
             body = f"no route for {self.path}\n".encode()
             headers = {"Content-Type": "text/plain; charset=utf-8"}
@@ -340,45 +340,33 @@ class UpstreamServer(LocalServer):
 
     def __init__(self) -> None:
         self._routes: dict[str, Route] = {}
+        # Per path: a route answered instead to a request carrying this header and value.
+        self._variants: dict[str, tuple[str, str, Route]] = {}
         self._requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
         handler = type("UpstreamHandler", (_UpstreamHandler,), {"upstream": self})
         super().__init__(handler)
 
-    def add(
-        self,
-        path: str,
-        body: bytes | str,
-        *,
-        status: int = 200,
-        content_type: str = "application/rss+xml; charset=utf-8",
-        headers: dict[str, str] | None = None,
-        etag: str | None = None,
-        last_modified: str | None = None,
-        delay: float = 0.0,
-        gzip: bool = False,
-    ) -> str:
+    def add(self, path: str, body: bytes | str, **route: Any) -> str:
         """Register (or replace) a route; returns its full URL.
 
         ``path`` may carry a query string, which then must match exactly; otherwise any query
-        is ignored. ``etag`` is quoted if given bare. With ``etag`` / ``last_modified`` set,
-        matching If-None-Match / If-Modified-Since get a 304. ``delay`` waits that many seconds
-        before answering (cut short by close()). ``gzip=True`` always sends the body
-        gzip-compressed with Content-Encoding: gzip, whatever the client's Accept-Encoding.
+        is ignored. The keywords are ``route_of``'s.
         """
-        raw = body.encode("utf-8") if isinstance(body, str) else body
-        route_headers = {"Content-Type": content_type, **(headers or {})}
-        route = Route(
-            body=_gzip_bytes(raw) if gzip else raw,
-            status=status,
-            headers=route_headers,
-            etag=_quoted_etag(etag) if etag is not None else None,
-            last_modified=last_modified,
-            delay=delay,
-            gzip=gzip,
-        )
+        built = route_of(body, **route)
         with self._lock:
-            self._routes[path] = route
+            self._routes[path] = built
+        return self.url(path)
+
+    def add_for_header(
+        self, path: str, header: str, value: str, body: bytes | str, **route: Any
+    ) -> str:
+        """Answer ``body`` (with ``add``'s keywords) at ``path`` to a request whose ``header``
+        is exactly ``value`` (a members' cookie); other requests get the route ``add`` gave.
+        Returns the path's full URL."""
+        variant = route_of(body, **route)
+        with self._lock:
+            self._variants[path] = (header.lower(), value, variant)
         return self.url(path)
 
     def remove(self, path: str) -> None:
@@ -404,9 +392,40 @@ class UpstreamServer(LocalServer):
         with self._lock:
             self._requests.append(request)
 
-    def _route_for(self, target: str) -> Route | None:
+    def _route_for(self, target: str, request_headers: dict[str, str]) -> Route | None:
         with self._lock:
+            variant = self._variants.get(target) or self._variants.get(urlsplit(target).path)
+            if variant and request_headers.get(variant[0]) == variant[1]:
+                return variant[2]
             return self._routes.get(target) or self._routes.get(urlsplit(target).path)
+
+
+def route_of(
+    body: bytes | str,
+    *,
+    status: int = 200,
+    content_type: str = "application/rss+xml; charset=utf-8",
+    headers: dict[str, str] | None = None,
+    etag: str | None = None,
+    last_modified: str | None = None,
+    delay: float = 0.0,
+    gzip: bool = False,
+) -> Route:
+    """What an UpstreamServer answers at a path. ``etag`` is quoted if given bare. With
+    ``etag`` / ``last_modified`` set, matching If-None-Match / If-Modified-Since get a 304.
+    ``delay`` waits that many seconds before answering (cut short by close()).
+    ``gzip=True`` always sends the body gzip-compressed with Content-Encoding: gzip, whatever
+    the client's Accept-Encoding."""
+    raw = body.encode("utf-8") if isinstance(body, str) else body
+    return Route(
+        body=_gzip_bytes(raw) if gzip else raw,
+        status=status,
+        headers={"Content-Type": content_type, **(headers or {})},
+        etag=_quoted_etag(etag) if etag is not None else None,
+        last_modified=last_modified,
+        delay=delay,
+        gzip=gzip,
+    )
 
 
 def _gzip_bytes(data: bytes) -> bytes:

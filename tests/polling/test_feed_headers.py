@@ -9,7 +9,6 @@ its page in full only to a request that carries it, as Ghost does for a signed-i
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import DATA_DIR, WriteConfig, run_cli, run_cli_json
-from servers import RecordedRequest, Route, UpstreamServer
+from servers import UpstreamServer
 from translation_desk import ghost_feed
 
 from aggregator import config as config_module
@@ -45,44 +44,21 @@ MEMBERS_TEXT = (
 MEMBERS_SENTENCE = "The first surprise was how few readers left when the paid tier arrived."
 
 
-class MembersSite(UpstreamServer):
-    """The newsletter's site: a members-only page answers in full to a request carrying
-    the members' cookie, and as the public preview to any other."""
-
-    def __init__(self, cookie: str) -> None:
-        super().__init__()
-        self.cookie = cookie
-        self._members_paths: dict[str, str] = {}
-        self._asking = threading.local()  # the request each handler thread is answering
-
-    def add_members_page(self, path: str, preview: bytes, full: bytes) -> str:
-        self._members_paths[path] = self.add(f"/members{path}", full, content_type="text/html")
-        return self.add(path, preview, content_type="text/html")
-
-    def _record(self, request: RecordedRequest) -> None:
-        self._asking.request = request
-        super()._record(request)
-
-    def _route_for(self, target: str) -> Route | None:
-        members_url = self._members_paths.get(target)
-        request: RecordedRequest | None = getattr(self._asking, "request", None)
-        if members_url and request and request.headers.get("cookie") == self.cookie:
-            target = members_url.removeprefix(self.base_url)
-        return super()._route_for(target)
-
-
 @pytest.fixture
-def site() -> Iterator[MembersSite]:
-    with MembersSite(COOKIE) as server:
+def site() -> Iterator[UpstreamServer]:
+    """The newsletter's site: the members-only page answers in full to a request carrying
+    the members' cookie, and as the public preview to any other."""
+    with UpstreamServer() as server:
         preview = (DATA_DIR / "a-year-of-paid-newsletters.html").read_text(encoding="utf-8")
         start, end = preview.index('<aside class="gh-post-upgrade-cta">'), preview.index("</aside>")
         full = preview[:start] + MEMBERS_TEXT + preview[end + len("</aside>") :]
-        server.add_members_page(MEMBERS_PATH, preview.encode(), full.encode())
+        server.add(MEMBERS_PATH, preview, content_type="text/html")
+        server.add_for_header(MEMBERS_PATH, "Cookie", COOKIE, full, content_type="text/html")
         server.add("/rss/", ghost_feed(server.base_url))
         yield server
 
 
-def serve_elsewhere(site: MembersSite, elsewhere: UpstreamServer) -> str:
+def serve_elsewhere(site: UpstreamServer, elsewhere: UpstreamServer) -> str:
     """A feed on the site that has moved to another host: the site redirects its URL to
     ``elsewhere`` (named "localhost", where the site is "127.0.0.1"), which serves the
     excerpt-only feed and its two article pages. The feed's URL as written in config.toml."""
@@ -108,7 +84,7 @@ def entries_by_title(config: Path) -> dict[str, dict[str, Any]]:
 
 def test_the_feeds_headers_reach_its_own_host_only_and_open_its_members_only_post(
     tmp_path: Path,
-    site: MembersSite,
+    site: UpstreamServer,
     upstream: UpstreamServer,
     write_config: WriteConfig,
     monkeypatch: pytest.MonkeyPatch,
@@ -154,7 +130,7 @@ def test_the_feeds_headers_reach_its_own_host_only_and_open_its_members_only_pos
 
 
 def test_without_the_cookie_the_members_only_post_is_skipped_as_before(
-    site: MembersSite, write_config: WriteConfig
+    site: UpstreamServer, write_config: WriteConfig
 ) -> None:
     config = write_config([{"url": site.url("/rss/"), "name": "Nexus"}])
 
@@ -167,7 +143,7 @@ def test_without_the_cookie_the_members_only_post_is_skipped_as_before(
 
 
 def test_a_header_that_cannot_be_read_at_a_fetch_is_an_error_naming_it_not_its_value(
-    tmp_path: Path, site: MembersSite, write_config: WriteConfig
+    tmp_path: Path, site: UpstreamServer, write_config: WriteConfig
 ) -> None:
     config = write_config(
         [{"url": site.url("/rss/"), "name": "Nexus"}],
