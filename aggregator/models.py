@@ -122,6 +122,9 @@ class Entry(Base):
     # it links to. The credit links here.
     permalink: Mapped[str | None] = mapped_column(String(2048))
     title: Mapped[str] = mapped_column(Text, default="")
+    # The feed's categories of the entry, a JSON list of strings (None: it gave none), for
+    # the feed's ``include``/``exclude`` rules.
+    categories: Mapped[str | None] = mapped_column(Text)
     author: Mapped[str | None] = mapped_column(String(500))
     published_at: Mapped[datetime | None]
     source_updated_at: Mapped[datetime | None]

@@ -60,6 +60,7 @@ class EntryWork:
     state: EntryState
     attempts: int
     feed_config_url: str = ""  # its feed as written in config.toml (which settings apply)
+    categories: tuple[str, ...] = ()  # the feed's categories of the entry
 
 
 @dataclass(frozen=True)
