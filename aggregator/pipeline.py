@@ -43,6 +43,7 @@ from aggregator.extraction.extract import (
     text_of,
 )
 from aggregator.extraction.language import detect
+from aggregator.feed_rules import EntryFacts, FeedRules
 from aggregator.models import EntryState
 from aggregator.polling import decide
 from aggregator.polling.fetch import Fetcher
@@ -243,20 +244,35 @@ def process_entry(services: Services, entry: EntryWork, report: Report) -> None:
     The outcome is one write, carrying what was done on the way (``Progress``).
     """
     store, settings = services.store, services.settings
+    feed = settings.feed(entry.feed_config_url)
+    title_only = feed.translate == "title"
     progress = Progress()
     try:
         full_html, language = entry.full_html, entry.language
         # A new entry, or one whose source changed (its state is back to new), is read again.
         if full_html is None or entry.state == EntryState.NEW:
-            extracted = take_full_text(services, entry)
+            rules = FeedRules.parse(feed.include, feed.exclude)
+            # The feed's rules first: an entry they refuse costs no fetch and no translation.
+            extracted = rules.refusal(facts_of(entry)) or (
+                link_to_original(entry) if title_only else take_full_text(services, entry)
+            )
             if isinstance(extracted, str):
                 store.mark_skipped(entry.id, extracted, now=services.clock())
                 report.entry("skipped")
                 log.info("entry %s skipped: %s", entry.url or entry.id, extracted)
                 return
             full_html, progress.full_text_source = extracted
-            language = detect(f"{entry.title}\n{text_of(full_html)}")
-            progress.full_html, progress.language = full_html, language
+            # Title only: the article is not read, so the feed's text stands for it.
+            text = text_of(_feed_text(entry) if title_only else full_html)
+            progress.full_html = full_html
+            refusal = rules.refusal(facts_of(entry, text)) if rules.need_text else None
+            if refusal is not None:
+                store.mark_skipped(entry.id, refusal, now=services.clock(), progress=progress)
+                report.entry("skipped")
+                log.info("entry %s skipped: %s", entry.url or entry.id, refusal)
+                return
+            language = detect(f"{entry.title}\n{text}")
+            progress.language = language
         wanted = settings.translation.source_languages
         if language not in wanted:
             reason = (
@@ -277,7 +293,7 @@ def process_entry(services: Services, entry: EntryWork, report: Report) -> None:
         try:
             translation = translate_article(
                 entry.title,
-                full_html,
+                "" if title_only else full_html,  # title only: the link stays as it is
                 chain,
                 target_language=settings.translation.target_language,
                 source_language=language,
@@ -293,7 +309,7 @@ def process_entry(services: Services, entry: EntryWork, report: Report) -> None:
             entry.id,
             DraftContent(
                 title=translation.title,
-                body_html=translation.body_html,
+                body_html=full_html if title_only else translation.body_html,
                 source_language=language,
                 target_language=settings.translation.target_language,
                 engine=translation.engine,
@@ -339,6 +355,26 @@ def process_entry(services: Services, entry: EntryWork, report: Report) -> None:
             progress=progress,
         )
         report.entry("failed", error=f"{entry.url or entry.title}: {unexpected}")
+
+
+def facts_of(entry: EntryWork, text: str | None = None) -> EntryFacts:
+    """What the feed's ``include``/``exclude`` rules look at; ``text`` None before the
+    article is read."""
+    return EntryFacts(entry.title, entry.author or "", entry.categories, text)
+
+
+def _feed_text(entry: EntryWork) -> str:
+    return entry.content_html or entry.summary_html or ""
+
+
+def link_to_original(entry: EntryWork) -> tuple[str, str] | str:
+    """The body of a draft of a feed with ``translate = "title"``: a paragraph linking to
+    the original article, its original title as the link text (sanitized like any body),
+    and where it came from; or the reason to skip an entry that has no link."""
+    if not entry.url:
+        return 'translate = "title" links to the original article, and the entry has no link'
+    link = f'<a href="{escape(entry.url, quote=True)}">{escape(entry.title or entry.url)}</a>'
+    return sanitize(f"<p>Article original : {link}</p>", entry.url), "feed"
 
 
 def take_full_text(services: Services, entry: EntryWork) -> tuple[str, str] | str:
