@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from html import escape
 
+from aggregator import transitions
 from aggregator.clock import utc_now
 from aggregator.config import Settings
 from aggregator.config_checks import ENGINES
@@ -305,7 +306,7 @@ def process_entry(services: Services, entry: EntryWork, report: Report) -> None:
             )
         finally:
             progress.learned, progress.usage = memory.rows, chain.unrecorded_usage()
-        store.save_draft(
+        draft_id = store.save_draft(
             entry.id,
             DraftContent(
                 title=translation.title,
@@ -326,6 +327,8 @@ def process_entry(services: Services, entry: EntryWork, report: Report) -> None:
             edit_rules=kept,
         )
         report.entry("drafted")
+        if feed.review == "auto":
+            publish_if_clean(services, draft_id, feed.review, report)
     except AggregatorError as exc:
         now = services.clock()
         retry_after = exc.retry_after  # every error says when trying again may work
@@ -375,6 +378,23 @@ def link_to_original(entry: EntryWork) -> tuple[str, str] | str:
         return 'translate = "title" links to the original article, and the entry has no link'
     link = f'<a href="{escape(entry.url, quote=True)}">{escape(entry.title or entry.url)}</a>'
     return sanitize(f"<p>Article original : {link}</p>", entry.url), "feed"
+
+
+def publish_if_clean(services: Services, draft_id: int, review: str, report: Report) -> None:
+    """A feed with ``review = "auto"``: publish the new draft at once, unreviewed, when it
+    leaves nothing to look at (``transitions.publishes_unreviewed``); else it waits for an
+    editor, as every draft does. The draft is saved first: should publishing fail, it is
+    still there, pending, for an editor."""
+    draft = services.store.get_draft(draft_id)
+    if not transitions.publishes_unreviewed(review, draft.warnings, bool(draft.flags)):
+        return
+    try:
+        services.store.publish_unreviewed(draft_id, now=services.clock())
+    except AggregatorError as exc:  # an editor acted on it meanwhile: theirs is the word
+        log.warning("draft %s left for an editor: %s", draft_id, exc)
+        return
+    report.entry("published")
+    log.info('draft %s published unreviewed (review = "auto")', draft_id)
 
 
 def take_full_text(services: Services, entry: EntryWork) -> tuple[str, str] | str:

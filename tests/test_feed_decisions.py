@@ -1,7 +1,8 @@
 """What a feed's own keys decide, end to end through the CLI's poll: ``include``/``exclude``
 rules (an entry they refuse is skipped before its page is read or anything is sent to the
-engine) and ``translate = "title"`` (only the title is translated; the draft links to the
-original).
+engine), ``translate = "title"`` (only the title is translated; the draft links to the
+original) and ``review = "auto"`` (a draft with nothing to look at is published at once,
+credited as unreviewed, and withdrawn as any other).
 
 The newsletter is the crafted Ghost feed on the local upstream server; translation is the
 local LibreTranslate server, which records every text it was sent.
@@ -38,6 +39,7 @@ MEMBERS_ONLY = "Members only: what I learned from a year of paid newsletters"  #
 COURTS_SENTENCE = "Several judges disagree"
 MEMBERS_SENTENCE = "turned on paid subscriptions"
 ATOM = "{http://www.w3.org/2005/Atom}"
+UNREVIEWED_CREDIT = "Traduction automatique (LibreTranslate), non relue."
 
 
 @dataclass
@@ -212,3 +214,58 @@ def test_title_only_sends_the_title_and_links_to_the_original(
     content = content_of(published)
     assert links_of(content)[0] == link  # the body, then the credit line's links
     assert "relue par Camille" in content
+
+
+# ---------------------------------------------------------------- review = "auto"
+
+
+def test_auto_review_publishes_a_clean_draft_at_once_and_it_can_be_withdrawn(
+    newsletter: Newsletter, client_of: Any
+) -> None:
+    # The engine loses the inline markup: the Musk post (links, emphasis) gets a warning,
+    # the courts post (plain paragraphs) none.
+    newsletter.libretranslate.mode = "drop_placeholders"
+    config = newsletter.configure(review="auto")
+
+    run_cli(config, "poll")
+
+    drafts = drafts_by_title(config)
+    courts, musk = drafts[COURTS], drafts[MUSK]
+    assert courts["status"] == "approved" and courts["published"] is True
+    assert courts["auto_published"] is True and courts["reviewed_by"] is None
+    assert musk["warnings"] and musk["status"] == "pending"
+    assert musk["auto_published"] is False
+    client = client_of(config)
+    [published] = published_entries(client)
+    assert published.findtext(f"{ATOM}title") == courts["title"]
+    assert UNREVIEWED_CREDIT in content_of(published)
+    shown = run_cli_json(config, "drafts", "show", str(courts["id"]), "--json")
+    assert isinstance(shown, dict)
+    assert UNREVIEWED_CREDIT in shown["credit_html"]
+    assert "aggregator" in {e["actor"] for e in shown["events"] if e["action"] == "approved"}
+    log_in(client)
+    page = client.get(f"/review/drafts/{courts['id']}").text
+    assert "publié sans relecture" in page
+
+    run_cli(config, "drafts", "withdraw", str(courts["id"]), "--as", "Camille")
+
+    assert published_entries(client) == []
+    withdrawn = drafts_by_title(config)[COURTS]
+    assert withdrawn["status"] == "withdrawn" and withdrawn["published"] is False
+
+
+def test_an_editor_approving_an_auto_feed_draft_is_credited_as_a_review(
+    newsletter: Newsletter, client_of: Any
+) -> None:
+    newsletter.libretranslate.mode = "drop_placeholders"
+    config = newsletter.configure(review="auto")
+    run_cli(config, "poll")
+    musk = drafts_by_title(config)[MUSK]
+
+    run_cli(config, "drafts", "approve", str(musk["id"]), "--as", "Camille")
+
+    approved = drafts_by_title(config)[MUSK]
+    assert approved["auto_published"] is False and approved["reviewed_by"] == "Camille"
+    contents = [content_of(e) for e in published_entries(client_of(config))]
+    assert sum("relue par Camille" in c for c in contents) == 1
+    assert sum(UNREVIEWED_CREDIT in c for c in contents) == 1
