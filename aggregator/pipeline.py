@@ -250,8 +250,10 @@ def process_entry(services: Services, entry: EntryWork, report: Report) -> None:
     progress = Progress()
     try:
         full_html, language = entry.full_html, entry.language
-        # A new entry, or one whose source changed (its state is back to new), is read again.
-        if full_html is None or entry.state == EntryState.NEW:
+        # A new entry, or one whose source changed (its state is back to new), is read again;
+        # a title-only one always (it costs no I/O), so its body is never an older article
+        # text stored before the feed's ``translate`` changed.
+        if full_html is None or entry.state == EntryState.NEW or title_only:
             rules = FeedRules.parse(feed.include, feed.exclude)
             # The feed's rules first: an entry they refuse costs no fetch and no translation.
             extracted = rules.refusal(facts_of(entry)) or (

@@ -216,6 +216,25 @@ def test_title_only_sends_the_title_and_links_to_the_original(
     assert "relue par Camille" in content
 
 
+def test_a_feed_switched_to_title_only_retranslates_to_the_link_not_the_old_text(
+    newsletter: Newsletter,
+) -> None:
+    config = newsletter.configure()
+    run_cli(config, "poll")
+    musk = drafts_by_title(config)[MUSK]
+    config = newsletter.configure(translate="title")
+    before = len(newsletter.libretranslate.texts)
+
+    run_cli(config, "drafts", "retranslate", str(musk["id"]))
+    run_cli(config, "poll")
+
+    # The title comes from the translation memory: nothing of the article is sent again.
+    assert set(newsletter.libretranslate.texts[before:]) <= {MUSK}
+    shown = run_cli_json(config, "drafts", "show", str(musk["id"]), "--json")
+    assert isinstance(shown, dict)
+    assert links_of(shown["body_html"]) == [(musk["original_url"], MUSK)]
+
+
 # ---------------------------------------------------------------- review = "auto"
 
 
