@@ -2,7 +2,7 @@
 
     polling.poll_feeds: claim due feeds -> refresh_feed each (fetch, parse, store entries)
     process_backlog: claim waiting entries -> process_entry each
-        (full text -> language -> translate -> draft)
+        (rules -> full text -> language -> translate -> draft -> auto publication)
 
 State lives in the database: every function claims its work there, does its I/O with no
 session open, and writes the outcome back. Every stage is safe to run twice.
@@ -240,7 +240,8 @@ def _claim_unseen(
 
 
 def process_entry(services: Services, entry: EntryWork, report: Report) -> None:
-    """Full text, language, translation, draft. A failure is stored and retried later.
+    """The feed's rules, full text, language, translation, draft (and, for a feed with
+    ``review = "auto"``, its publication). A failure is stored and retried later.
 
     The outcome is one write, carrying what was done on the way (``Progress``).
     """
