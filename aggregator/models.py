@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     Enum,
     Float,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -122,6 +124,9 @@ class Entry(Base):
     # it links to. The credit links here.
     permalink: Mapped[str | None] = mapped_column(String(2048))
     title: Mapped[str] = mapped_column(Text, default="")
+    # The feed's categories of the entry, a JSON list of strings (None: it gave none), for
+    # the feed's ``include``/``exclude`` rules.
+    categories: Mapped[str | None] = mapped_column(Text)
     author: Mapped[str | None] = mapped_column(String(500))
     published_at: Mapped[datetime | None]
     source_updated_at: Mapped[datetime | None]
@@ -190,6 +195,9 @@ class Draft(Base):
     published_approved_at: Mapped[datetime | None] = mapped_column(index=True)
     published_by: Mapped[str | None] = mapped_column(String(200))
     withdrawn_at: Mapped[datetime | None]  # taken out of the feeds; its page answers 410
+    # The version in the feeds went out unreviewed (its feed's ``review = "auto"``): its
+    # credit line says so, and the desk shows it until an editor approves a version.
+    auto_published: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     entry: Mapped[Entry] = relationship(back_populates="draft")
     events: Mapped[list[DraftEvent]] = relationship(

@@ -21,3 +21,5 @@ class ParsedEntry:
     # A link blog's post links to someone else's article; this is where the post itself
     # lives on the feed's site (Daring Fireball's rel="related"): what its credit links to.
     permalink: str | None = None
+    # The feed's categories (tags) of the entry, as written: what ``category:`` rules match.
+    categories: tuple[str, ...] = ()

@@ -2,7 +2,7 @@
 
     polling.poll_feeds: claim due feeds -> refresh_feed each (fetch, parse, store entries)
     process_backlog: claim waiting entries -> process_entry each
-        (full text -> language -> translate -> draft)
+        (rules -> full text -> language -> translate -> draft -> auto publication)
 
 State lives in the database: every function claims its work there, does its I/O with no
 session open, and writes the outcome back. Every stage is safe to run twice.
@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from html import escape
 
+from aggregator import transitions
 from aggregator.clock import utc_now
 from aggregator.config import FeedSettings, Settings
 from aggregator.config_checks import ENGINES, header_value
@@ -45,6 +46,7 @@ from aggregator.extraction.extract import (
     without_elements,
 )
 from aggregator.extraction.language import detect
+from aggregator.feed_rules import EntryFacts, FeedRules
 from aggregator.models import EntryState
 from aggregator.polling import decide
 from aggregator.polling.fetch import Credentials, Fetcher
@@ -240,25 +242,43 @@ def _claim_unseen(
 
 
 def process_entry(services: Services, entry: EntryWork, report: Report) -> None:
-    """Full text, language, translation, draft. A failure is stored and retried later.
+    """The feed's rules, full text, language, translation, draft (and, for a feed with
+    ``review = "auto"``, its publication). A failure is stored and retried later.
 
     The outcome is one write, carrying what was done on the way (``Progress``).
     """
     store, settings = services.store, services.settings
+    feed = settings.feed(entry.feed_config_url)
+    title_only = feed.translate == "title"
     progress = Progress()
     try:
         full_html, language = entry.full_html, entry.language
-        # A new entry, or one whose source changed (its state is back to new), is read again.
-        if full_html is None or entry.state == EntryState.NEW:
-            extracted = take_full_text(services, entry)
+        # A new entry, or one whose source changed (its state is back to new), is read again;
+        # a title-only one always (it costs no I/O), so its body is never an older article
+        # text stored before the feed's ``translate`` changed.
+        if full_html is None or entry.state == EntryState.NEW or title_only:
+            rules = FeedRules.parse(feed.include, feed.exclude)
+            # The feed's rules first: an entry they refuse costs no fetch and no translation.
+            extracted = rules.refusal(facts_of(entry)) or (
+                link_to_original(entry) if title_only else take_full_text(services, entry)
+            )
             if isinstance(extracted, str):
                 store.mark_skipped(entry.id, extracted, now=services.clock())
                 report.entry("skipped")
                 log.info("entry %s skipped: %s", entry.url or entry.id, extracted)
                 return
             full_html, progress.full_text_source = extracted
-            language = detect(f"{entry.title}\n{text_of(full_html)}")
-            progress.full_html, progress.language = full_html, language
+            # Title only: the article is not read, so the feed's text stands for it.
+            text = text_of(_feed_text(entry) if title_only else full_html)
+            progress.full_html = full_html
+            refusal = rules.refusal(facts_of(entry, text)) if rules.need_text else None
+            if refusal is not None:
+                store.mark_skipped(entry.id, refusal, now=services.clock(), progress=progress)
+                report.entry("skipped")
+                log.info("entry %s skipped: %s", entry.url or entry.id, refusal)
+                return
+            language = detect(f"{entry.title}\n{text}")
+            progress.language = language
         wanted = settings.translation.source_languages
         if language not in wanted:
             reason = (
@@ -279,7 +299,7 @@ def process_entry(services: Services, entry: EntryWork, report: Report) -> None:
         try:
             translation = translate_article(
                 entry.title,
-                full_html,
+                "" if title_only else full_html,  # title only: the link stays as it is
                 chain,
                 target_language=settings.translation.target_language,
                 source_language=language,
@@ -291,11 +311,11 @@ def process_entry(services: Services, entry: EntryWork, report: Report) -> None:
             )
         finally:
             progress.learned, progress.usage = memory.rows, chain.unrecorded_usage()
-        store.save_draft(
+        draft_id = store.save_draft(
             entry.id,
             DraftContent(
                 title=translation.title,
-                body_html=translation.body_html,
+                body_html=full_html if title_only else translation.body_html,
                 source_language=language,
                 target_language=settings.translation.target_language,
                 engine=translation.engine,
@@ -312,6 +332,8 @@ def process_entry(services: Services, entry: EntryWork, report: Report) -> None:
             edit_rules=kept,
         )
         report.entry("drafted")
+        if feed.review == "auto":
+            publish_if_clean(services, draft_id, feed.review, report)
     except AggregatorError as exc:
         now = services.clock()
         retry_after = exc.retry_after  # every error says when trying again may work
@@ -341,6 +363,43 @@ def process_entry(services: Services, entry: EntryWork, report: Report) -> None:
             progress=progress,
         )
         report.entry("failed", error=f"{entry.url or entry.title}: {unexpected}")
+
+
+def facts_of(entry: EntryWork, text: str | None = None) -> EntryFacts:
+    """What the feed's ``include``/``exclude`` rules look at; ``text`` None before the
+    article is read."""
+    return EntryFacts(entry.title, entry.author or "", entry.categories, text)
+
+
+def _feed_text(entry: EntryWork) -> str:
+    return entry.content_html or entry.summary_html or ""
+
+
+def link_to_original(entry: EntryWork) -> tuple[str, str] | str:
+    """The body of a draft of a feed with ``translate = "title"``: a paragraph linking to
+    the original article, its original title as the link text (sanitized like any body),
+    and where it came from; or the reason to skip an entry that has no link."""
+    if not entry.url:
+        return 'translate = "title" links to the original article, and the entry has no link'
+    link = f'<a href="{escape(entry.url, quote=True)}">{escape(entry.title or entry.url)}</a>'
+    return sanitize(f"<p>Article original : {link}</p>", entry.url), "feed"
+
+
+def publish_if_clean(services: Services, draft_id: int, review: str, report: Report) -> None:
+    """A feed with ``review = "auto"``: publish the new draft at once, unreviewed, when it
+    leaves nothing to look at (``transitions.publishes_unreviewed``); else it waits for an
+    editor, as every draft does. The draft is saved first: should publishing fail, it is
+    still there, pending, for an editor."""
+    draft = services.store.get_draft(draft_id)
+    if not transitions.publishes_unreviewed(review, draft.warnings, bool(draft.flags)):
+        return
+    try:
+        services.store.publish_unreviewed(draft_id, now=services.clock())
+    except AggregatorError as exc:  # an editor acted on it meanwhile: theirs is the word
+        log.warning("draft %s left for an editor: %s", draft_id, exc)
+        return
+    report.entry("published")
+    log.info('draft %s published unreviewed (review = "auto")', draft_id)
 
 
 def take_full_text(services: Services, entry: EntryWork) -> tuple[str, str] | str:

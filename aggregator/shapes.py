@@ -108,6 +108,7 @@ def draft_summary_json(draft: DraftView, base_url: str) -> dict[str, Any]:
         "stale": d.stale,
         "article_url": f"{base_url.rstrip('/')}/articles/{d.id}" if d.published else None,
         "published": d.published,
+        "auto_published": d.auto_published,
         "withdrawn_at": iso(d.withdrawn_at),
     }
 

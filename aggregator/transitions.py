@@ -7,6 +7,7 @@ reads in one place and is tested as a table. No I/O and no clock: the caller pas
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -136,3 +137,11 @@ def accept_entry_update(
     if updates_in_window >= limit:
         return False, window_started_at, updates_in_window
     return True, window_started_at, updates_in_window + 1
+
+
+def publishes_unreviewed(review: str, warnings: Sequence[str], flagged: bool) -> bool:
+    """Does a new draft go out at once, without an editor? Only for a feed with
+    ``review = "auto"``, and only a draft with nothing to look at: no warning, and no
+    edit kept over a changed original (``flagged``). Every other draft waits for review.
+    (A draft exists only when its translation is complete.)"""
+    return review == "auto" and not warnings and not flagged

@@ -118,3 +118,18 @@ def test_entry_updates_are_limited_per_day() -> None:
             taken.append(now)
     assert taken == [NOW, NOW + 30 * MINUTE, NOW + HOUR, NOW + 24 * HOUR,
                      NOW + 24 * HOUR + 30 * MINUTE, NOW + 25 * HOUR]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("review", "warnings", "flagged", "published"),
+    [
+        ("auto", (), False, True),
+        ("auto", ("block 2: the engine returned it untranslated",), False, False),
+        ("auto", (), True, False),  # an edit kept over a changed original: an editor looks
+        ("manual", (), False, False),
+    ],
+)
+def test_only_a_draft_with_nothing_to_look_at_goes_out_unreviewed(
+    review: str, warnings: tuple[str, ...], flagged: bool, published: bool
+) -> None:
+    assert transitions.publishes_unreviewed(review, warnings, flagged) is published

@@ -297,7 +297,14 @@ def _entry(raw: Any, feed: Any) -> ParsedEntry:
         # every fetch does not turn each fetch into an update.
         content_hash=_hash(title, url, summary, content),
         permalink=_permalink(raw, url, feed.get("link")),
+        categories=_categories(raw),
     )
+
+
+def _categories(raw: Any) -> tuple[str, ...]:
+    """The entry's categories (RSS ``<category>``, Atom ``term``), each once, in order."""
+    terms = (_text(tag.get("term") or tag.get("label")) for tag in raw.get("tags") or ())
+    return tuple(dict.fromkeys(term for term in terms if term))
 
 
 def _permalink(raw: Any, url: str | None, site_url: str | None) -> str | None:

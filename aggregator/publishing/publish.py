@@ -131,7 +131,10 @@ def credit_html(draft: DraftView) -> str:
         parts.append(f", publié le {french_date(draft.published_at)}")
     parts.append(f" dans {escape(source_name(draft))}.")
     engine = ENGINE_NAMES.get(draft.engine, draft.engine)
-    if draft.reviewed_by and draft.approved_at:
+    if draft.auto_published and draft.approved_at:
+        # Its feed has review = "auto": published at once, and the reader is told so.
+        notice = f" Traduction automatique ({escape(engine)}), non relue."
+    elif draft.reviewed_by and draft.approved_at:
         notice = (
             f" Traduction automatique ({escape(engine)}) relue par {escape(draft.reviewed_by)}."
         )

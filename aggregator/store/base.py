@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import sqlite3
@@ -32,6 +33,23 @@ def view_of(view: type[_View], row: object, **given: Any) -> _View:
     same name, unless ``given``; the view's fields name what leaves the store."""
     read = {f.name: getattr(row, f.name) for f in dataclasses.fields(view) if f.name not in given}
     return view(**read, **given)
+
+
+def categories_json(categories: tuple[str, ...]) -> str | None:
+    """An entry's categories as its column holds them: a JSON list, None for none."""
+    return json.dumps(list(categories), ensure_ascii=False) if categories else None
+
+
+def categories_of(stored: str | None) -> tuple[str, ...]:
+    """The categories ``categories_json`` stored; a value that is not a list of strings
+    (written by hand) counts as none, so a rule never fails on it."""
+    try:
+        value = json.loads(stored) if stored else []
+    except ValueError:
+        return ()
+    if not isinstance(value, list):
+        return ()
+    return tuple(item for item in value if isinstance(item, str))
 
 
 _Row = TypeVar("_Row")

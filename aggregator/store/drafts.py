@@ -67,6 +67,8 @@ class Review(Action, total=False):
     named: bool
 
 
+# Who publishes the drafts of a feed with ``review = "auto"``, in the audit trail.
+AUTO_PUBLISHER = "aggregator"
 # From these a draft may be approved or rejected (a withdrawn one may be published again).
 REVIEWABLE = (DraftStatus.PENDING, DraftStatus.WITHDRAWN)
 IS_PUBLISHED = Draft.published_approved_at.is_not(None)
@@ -227,6 +229,15 @@ class DraftStore(StoreBase):
         and the draft names no reviewer, so its credit line prints no name."""
         return self._transition(draft_id, DraftStatus.APPROVED, **review)
 
+    def publish_unreviewed(self, draft_id: int, *, now: datetime) -> DraftView:
+        """A draft of a feed with ``review = "auto"``, published at once by the editor's own
+        approval, with nobody named and marked as unreviewed: its credit line says so, the
+        desk shows it, and an editor withdraws it as any published draft."""
+        return self._transition(
+            draft_id, DraftStatus.APPROVED, actor=AUTO_PUBLISHER, now=now, named=False,
+            unreviewed=True,
+        )  # fmt: skip
+
     def reject(self, draft_id: int, **review: Unpack[Review]) -> DraftView:
         return self._transition(draft_id, DraftStatus.REJECTED, **review)
 
@@ -239,6 +250,7 @@ class DraftStore(StoreBase):
         now: datetime,
         expected_version: int | None = None,
         named: bool = True,
+        unreviewed: bool = False,
     ) -> DraftView:
         with self.session() as session:
             draft = self._draft(session, draft_id)
@@ -272,7 +284,10 @@ class DraftStore(StoreBase):
                 if settled:
                     detail = "approved with the edits kept over a changed original: "
                     detail += ", ".join(settled)
+                if unreviewed:
+                    detail = 'published at once, unreviewed (the feed has review = "auto")'
                 _publish(draft, now)
+                draft.auto_published = unreviewed
             _audit(session, draft, target.value, actor, now, detail)
             return _draft_view(draft)
 
@@ -294,6 +309,7 @@ class DraftStore(StoreBase):
             approved_at = draft.published_approved_at
             draft.published_title = draft.published_body_html = draft.published_by = None
             draft.published_approved_at = None
+            draft.auto_published = False
             draft.withdrawn_at = now
             if draft.status == DraftStatus.APPROVED:
                 draft.status = DraftStatus.WITHDRAWN

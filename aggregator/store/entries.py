@@ -52,7 +52,7 @@ from aggregator.models import (
     table_of,
 )
 from aggregator.store import edits as kept
-from aggregator.store.base import StoreBase
+from aggregator.store.base import StoreBase, categories_of
 from aggregator.store.memory import MemoryRow, record_usage, upsert_memory
 from aggregator.store.moves import move_values
 from aggregator.store.snapshots import (
@@ -226,6 +226,7 @@ _CLAIMED = (
         ENTRIES.c.state,
         ENTRIES.c.attempts,
         FEEDS.c.config_url.label("feed_config_url"),
+        ENTRIES.c.categories,
     )  # EntryWork's fields
     .join(FEEDS, ENTRIES.c.feed_id == FEEDS.c.id)
     .where(ENTRIES.c.claimed_by == bindparam("token"))
@@ -275,7 +276,10 @@ class EntryStore(StoreBase):
                 _TAKE, {"ids": candidates, "now": now, "lease_end": now + lease, "token": token}
             )
             rows = session.execute(_CLAIMED, {"token": token})
-            claimed = [EntryWork(**row._asdict()) for row in rows]
+            claimed = [
+                EntryWork(**{**row._asdict(), "categories": categories_of(row.categories)})
+                for row in rows
+            ]
         self.claims.hold((work.id for work in claimed), token)
         return claimed
 

@@ -20,7 +20,13 @@ from aggregator.models import (
     table_of,
 )
 from aggregator.parsed import ParsedEntry
-from aggregator.store.base import FEED_SYNC_LOCK, StoreBase, insert_for, view_of
+from aggregator.store.base import (
+    FEED_SYNC_LOCK,
+    StoreBase,
+    categories_json,
+    insert_for,
+    view_of,
+)
 from aggregator.store.drafts import flag_stale
 from aggregator.store.moves import apply_move
 from aggregator.store.snapshots import (
@@ -295,6 +301,7 @@ class FeedStore(StoreBase):
             "summary_html": e.summary_html,
             "content_html": e.content_html,
             "content_hash": e.content_hash,
+            "categories": categories_json(e.categories),
             "state": EntryState.NEW,
             "attempts": 0,
             "next_attempt_at": now,
@@ -322,6 +329,7 @@ class FeedStore(StoreBase):
         draft = entry.draft
         entry.url, entry.title, entry.author = item.url, item.title, item.author
         entry.permalink = item.permalink
+        entry.categories = categories_json(item.categories)
         entry.summary_html, entry.content_html = item.summary_html, item.content_html
         entry.source_updated_at = item.updated_at
         entry.content_hash = item.content_hash

@@ -60,6 +60,7 @@ class EntryWork:
     state: EntryState
     attempts: int
     feed_config_url: str = ""  # its feed as written in config.toml (which settings apply)
+    categories: tuple[str, ...] = ()  # the feed's categories of the entry
 
 
 @dataclass(frozen=True)
@@ -159,6 +160,8 @@ class DraftView:
     cost: float | None = None
     # The headline the engine proposed for French readers, which the editor may take.
     headline: str | None = None
+    # The version in the feeds went out unreviewed (its feed's ``review = "auto"``).
+    auto_published: bool = False
     # Filled by ``get_draft`` and ``get_draft_detail`` (not by lists): the parts an editor
     # changed ("title", "block N" counting from 1, "body"), and those whose original changed.
     edited: tuple[str, ...] = ()

@@ -124,6 +124,9 @@ class DraftSummary(Answer):
         description="A version is in the feeds (while a redraft of a published article "
         "waits for review: the one approved before)."
     )
+    auto_published: bool = Field(
+        description='The version in the feeds went out unreviewed (its feed has review = "auto").'
+    )
     withdrawn_at: datetime | None
 
 

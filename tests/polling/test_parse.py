@@ -44,6 +44,8 @@ def parse(name: str, content_type: str | None = None) -> ParsedFeed:
 
 def as_json(feed: ParsedFeed) -> dict[str, Any]:
     def plain(value: Any) -> Any:
+        if isinstance(value, tuple):
+            return list(value)  # as JSON holds it
         return value.isoformat() if isinstance(value, datetime) else value
 
     return {
@@ -261,6 +263,25 @@ def test_entry_keys_prefer_guid_then_link_then_a_hash() -> None:
     keys = [e.key for e in parse_feed(body, "http://x/").entries]
     assert keys[:2] == ["g-1", "http://x/2"]
     assert keys[2].startswith("sha256:") and len(keys[2]) == 7 + 64
+
+
+def test_entry_categories_are_kept_once_each_in_order() -> None:
+    """RSS ``<category>`` and Atom ``term``: what the feeds' ``category:`` rules match."""
+    rss = (
+        b'<rss version="2.0"><channel><title>c</title><item><guid>g</guid><title>a</title>'
+        b"<category>AI</category><category><![CDATA[Politics]]></category>"
+        b"<category>AI</category></item><item><guid>h</guid><title>b</title></item>"
+        b"</channel></rss>"
+    )
+    atom = (
+        b'<feed xmlns="http://www.w3.org/2005/Atom"><title>c</title><entry><id>e</id>'
+        b'<title>a</title><category term="media"/><category term="" label="Labelled"/>'
+        b"</entry></feed>"
+    )
+    tagged, untagged = parse_feed(rss, "http://x/").entries
+    assert tagged.categories == ("AI", "Politics")
+    assert untagged.categories == ()
+    assert parse_feed(atom, "http://x/").entries[0].categories == ("media", "Labelled")
 
 
 def test_dates_do_not_change_the_content_hash() -> None:

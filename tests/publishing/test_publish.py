@@ -172,6 +172,13 @@ def test_credit_falls_back_gracefully_when_the_source_says_little() -> None:
     assert entry.findtext(f"{ATOM}author/{ATOM}name") == "The Torment Nexus"
 
 
+def test_a_draft_published_unreviewed_says_so_in_its_credit() -> None:
+    """A feed with review = "auto": no reviewer to name, and the reader is told."""
+    automatic = make_draft(8, reviewed_by=None, auto_published=True)
+    text = lxml.html.fragment_fromstring(credit_html(automatic)).text_content()
+    assert text.endswith("Traduction automatique (LibreTranslate), non relue.")
+
+
 def test_rss_items_carry_source_creator_and_a_non_permalink_guid() -> None:
     rss = etree.fromstring(rss_feed(channel("rss"), DRAFTS))
     item = rss.find("channel/item")
