@@ -31,7 +31,9 @@ Figures, each beside what it is measured against:
 
 The LLM engine (``--engine llm``) runs against the OpenAI-compatible server of the tests
 (tests/llm_server.py), whose ``usage`` counts ⌈characters / 4⌉ tokens per message, for each
-batch limit of ``BATCH_TOKEN_LIMITS`` (the effect of context size):
+batch limit of ``BATCH_TOKEN_LIMITS`` (the effect of context size). The server is
+``fluent``: the words its dictionary lacks come back as French words too, as from a model
+that does its job; what a model gets wrong, and what the repairs cost, the tests measure.
 
 - tokens sent per article beside the lower bound: the source tokens plus the instructions
   once per batch, with the fewest batches (⌈source tokens / limit⌉); goal ≤ 1.3 ×;
@@ -43,8 +45,9 @@ batch limit of ``BATCH_TOKEN_LIMITS`` (the effect of context size):
 - RSS-Translator's count on the same articles: one request per non-empty text node of the
   body and one for the title, each with its default instructions.
 
-Articles whose units the fake dictionary leaves in English are refused by the engine's
-checks, as they should be; they are counted apart and left out of the ratios.
+Articles whose units even the fluent fake leaves in English (all in capitals: it keeps
+acronyms) are refused by the engine's checks, as they should be; they are counted apart and
+left out of the ratios.
 """
 
 from __future__ import annotations
@@ -335,7 +338,7 @@ class LLMRun:
 
 
 def run_llm(corpus: list[Article], limit: int) -> LLMRun:
-    with LLMServer(model="bench") as server, tempfile.TemporaryDirectory() as tmp:
+    with LLMServer(model="bench", fluent=True) as server, tempfile.TemporaryDirectory() as tmp:
         settings = TranslationSettings(
             engine="llm",
             timeout=Duration(30),
@@ -428,7 +431,7 @@ def measure_llm(corpus: list[Article]) -> None:
         print()
         print(
             f"batch_tokens = {limit}: {n} articles ({len(corpus) - n} left out: the fake "
-            f"dictionary leaves a unit in English, {run.failed.requests} requests spent on "
+            f"server leaves a unit in English, {run.failed.requests} requests spent on "
             f"them); instructions {run.instructions} tokens; units sent again {cold.reasked}; "
             f"characters sent: {cold.shares()}; RSS-Translator: one request per text node and "
             f"the title, its {tokens(RSS_TRANSLATOR_PROMPT)}-token instructions each time"

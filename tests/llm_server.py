@@ -198,7 +198,7 @@ class _ChatHandler(_QuietHandler):
         if misbehaviour == "rate_limit":
             self._rate_limited()
             return
-        content, finish_reason = _answer(body, misbehaviour)
+        content, finish_reason = _answer(body, misbehaviour, self.llm.fluent)
         self.send_json(200, self.llm._completion(body, content, finish_reason))
 
     def _rate_limited(self) -> None:
@@ -228,16 +228,21 @@ class _ChatHandler(_QuietHandler):
         self.send_json(status, {"error": error}, headers)
 
 
-def _answer(body: dict[str, Any], misbehaviour: Misbehaviour | None) -> tuple[str, str]:
+def _answer(
+    body: dict[str, Any], misbehaviour: Misbehaviour | None, fluent: bool = False
+) -> tuple[str, str]:
     """The assistant's content and finish_reason for a request."""
     try:
         payload, units = read_units(body["messages"])
     except LookupError:
         last_user = [m for m in body["messages"] if isinstance(m, dict) and m.get("role") == "user"]
         text = _text_of(last_user[-1].get("content")) if last_user else ""
-        return _finish(_translate_unit(text, misbehaviour), body, misbehaviour)
+        return _finish(_translate_unit(text, misbehaviour, fluent), body, misbehaviour)
     answered = [
-        {"id": unit.get("id"), "text": _translate_unit(str(unit.get("text", "")), misbehaviour)}
+        {
+            "id": unit.get("id"),
+            "text": _translate_unit(str(unit.get("text", "")), misbehaviour, fluent),
+        }
         for unit in units
     ]
     if misbehaviour == "drop_id":
@@ -247,17 +252,30 @@ def _answer(body: dict[str, Any], misbehaviour: Misbehaviour | None) -> tuple[st
         answered[0:2] = [{"id": first["id"], "text": f"{first['text']} {second['text']}"}]
     headline = None
     if payload.get("headline"):
-        headline = HEADLINE_PREFIX + _translate_unit(str(payload.get("title", "")), misbehaviour)
+        title = str(payload.get("title", ""))
+        headline = HEADLINE_PREFIX + _translate_unit(title, misbehaviour, fluent)
     content = write_units(answered, headline)
     if misbehaviour == "invalid_json":
         content = content.removesuffix("}") + ","
     return _finish(content, body, misbehaviour)
 
 
-def _translate_unit(text: str, misbehaviour: Misbehaviour | None) -> str:
+# What a fluent model writes for the words the fake dictionary does not know.
+_FRENCH_FILLER = ("le", "texte", "de", "la", "suite", "et", "des", "mots", "pour", "les", "gens")
+
+
+def _fluent_word(word: str) -> str:
+    """A word missing from the dictionary, as a model that translates everything renders
+    it: a common French word (chosen by the word, so the same each time), capitalised as
+    the word was. Names go too: this model is fluent, not careful."""
+    french = _FRENCH_FILLER[sum(map(ord, word)) % len(_FRENCH_FILLER)]
+    return french.capitalize() if word[:1].isupper() else french
+
+
+def _translate_unit(text: str, misbehaviour: Misbehaviour | None, fluent: bool = False) -> str:
     if misbehaviour == "english":
         return text
-    translated = dictionary_translate(text)
+    translated = dictionary_translate(text, _fluent_word) if fluent else dictionary_translate(text)
     if misbehaviour == "lose_placeholders":
         return _PLACEHOLDER_MARK.sub("", translated)
     return translated
@@ -284,9 +302,14 @@ class LLMServer(LocalServer):
     ``rate_limit`` answer asks the client to wait.
     """
 
-    def __init__(self, *, model: str = DEFAULT_MODEL, retry_after: float = 1.0) -> None:
+    def __init__(
+        self, *, model: str = DEFAULT_MODEL, retry_after: float = 1.0, fluent: bool = False
+    ) -> None:
         self.model = model
         self.retry_after = retry_after
+        # Fluent: every word the dictionary lacks becomes French too (``_fluent_word``), as
+        # a model that does its job; without, such words stay English and are asked again.
+        self.fluent = fluent
         self._lock = threading.Lock()
         self._queued: deque[Misbehaviour] = deque()
         self._requests: list[ChatRequest] = []

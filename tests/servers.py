@@ -19,7 +19,7 @@ import socket
 import sys
 import threading
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -581,32 +581,33 @@ _TOKEN = re.compile(
 )
 
 
-def _translate_word(word: str) -> str:
+def _translate_word(word: str, unknown: Callable[[str], str]) -> str:
     if len(word) > 1 and word.isupper():
         return word  # an acronym: "US" is not "nous", "IT" is not "il"
     if any(character.isdigit() or character == "_" for character in word):
         return word
     french = ENGLISH_TO_FRENCH.get(word.lower().replace("’", "'"))
     if french is None:
-        return word
+        return unknown(word)
     if word[0].isupper():
         return french[0].upper() + french[1:]
     return french
 
 
-def _translate_token(match: re.Match[str]) -> str:
-    if match.lastgroup == "word":
-        return _translate_word(match.group())
-    return match.group()
-
-
-def dictionary_translate(text: str) -> str:
+def dictionary_translate(text: str, unknown: Callable[[str], str] = lambda word: word) -> str:
     """English -> French, word by word, changing nothing but the words found in the table.
 
     Whitespace, punctuation, newlines, markup, URLs, identifiers, numbers and unknown words
-    (names, placeholders such as ``⟦1⟧``, ``{1}``, ``[[1]]``, ``<x1>``) come out as they went in.
+    (names, placeholders such as ``⟦1⟧``, ``{1}``, ``[[1]]``, ``<x1>``) come out as they went in;
+    ``unknown`` may say what a word not in the table becomes instead.
     """
-    return "\n".join(_TOKEN.sub(_translate_token, line) for line in text.split("\n"))
+
+    def token(match: re.Match[str]) -> str:
+        if match.lastgroup == "word":
+            return _translate_word(match.group(), unknown)
+        return match.group()
+
+    return "\n".join(_TOKEN.sub(token, line) for line in text.split("\n"))
 
 
 # --------------------------------------------------------------------------------------------

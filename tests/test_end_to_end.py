@@ -246,6 +246,9 @@ def newsletters(
     )
     run_cli(config, "db", "upgrade")
     run_cli(config, "poll")
+    # Every article is drafted by the first poll; if one failed, say why here.
+    failing = run_cli_json(config, "entries", "list", "--state", "failing", "--json")
+    assert failing == [], failing
     return Newsletters(config, upstream, libretranslate)
 
 

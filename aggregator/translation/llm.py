@@ -56,7 +56,7 @@ from aggregator.config import LLMSettings, TranslationSettings
 from aggregator.errors import BudgetExhaustedError, ConfigError, TranslateError
 from aggregator.spending import TokenBudget, TokenSpend
 
-PROMPT_VERSION = "llm-v1"
+PROMPT_VERSION = "llm-v2"
 CHARS_PER_TOKEN = 4
 MAX_ATTEMPTS = 3  # requests a unit may take on one engine before the next engine gets it
 DEFAULT_RETRY_AFTER = 60.0
@@ -174,19 +174,24 @@ class LLMEngine:
         return 2 * units + _ANSWER_TOKENS_PER_UNIT * len(request.units) + extra + 32
 
     def payload(self, request: BatchRequest) -> str:
-        work: dict[str, Any] = {
-            "source_language": self.source,
-            "target_language": self.target,
-            "title": request.title,
+        """The user message: the units and what helps translate them. The languages are in
+        the instructions, and an empty part is left out: each batch pays for what it says."""
+        work: dict[str, Any] = {"title": request.title}
+        optional: dict[str, Any] = {
             "before": list(request.before),
             "after": list(request.after),
-            "glossary": {"keep": list(request.keep), "force": dict(request.force)},
+            "glossary": {
+                key: value
+                for key, value in (("keep", list(request.keep)), ("force", dict(request.force)))
+                if value
+            },
             "examples": [{"source": s, "translation": t} for s, t in request.examples],
         }
+        work.update((key, value) for key, value in optional.items() if value)
         if request.headline:
             work["headline"] = True
         work["units"] = [{"id": uid, "text": text} for uid, text in request.units]
-        return json.dumps(work, ensure_ascii=False)
+        return json.dumps(work, ensure_ascii=False, separators=(",", ":"))
 
     def ask(self, request: BatchRequest) -> BatchAnswer:
         """One chat completion; TranslateError when the service did not answer."""
