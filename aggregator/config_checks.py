@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from aggregator.errors import ConfigError
-from aggregator.i18n import available_languages
 
 if TYPE_CHECKING:
     from aggregator.config import FeedDefaults, LLMSettings, Settings, TranslationSettings
@@ -73,11 +72,14 @@ def _check_review(settings: Settings, file: Path) -> None:
     for key in ("login_attempts", "max_body_bytes"):
         if getattr(review, key) < 1:
             raise ConfigError(f"{file}: 'review.{key}' must be at least 1")
-    if review.language and review.language not in available_languages():
-        raise ConfigError(
-            f"{file}: 'review.language' must be one of {', '.join(available_languages())} "
-            f"(a catalogue in aggregator/locale/), got {review.language!r}"
-        )
+    if review.language:
+        from aggregator.i18n import available_languages  # Babel: only where one is set
+
+        if review.language not in available_languages():
+            raise ConfigError(
+                f"{file}: 'review.language' must be one of {', '.join(available_languages())} "
+                f"(a catalogue in aggregator/locale/), got {review.language!r}"
+            )
     for i, proxy in enumerate(settings.server.trusted_proxies):
         try:
             ipaddress.ip_network(proxy, strict=False)

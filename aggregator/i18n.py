@@ -25,6 +25,8 @@ from babel.dates import format_date, format_datetime, format_timedelta
 from babel.numbers import format_decimal
 from babel.support import NullTranslations, Translations
 
+from aggregator.msgid import N_ as N_  # re-exported: i18n is where messages live
+
 DOMAIN = "aggregator"
 LOCALE_DIR = Path(__file__).parent / "locale"
 SOURCE_LANGUAGE = "en"  # the msgids' language: no catalogue needed
@@ -32,11 +34,6 @@ SOURCE_LANGUAGE = "en"  # the msgids' language: no catalogue needed
 # the tests reading them) use plain ones: one convention on a page.
 WHEN_PATTERN = "yyyy-MM-dd HH:mm"  # CLDR pattern
 _SPACES = str.maketrans({"\u00a0": " ", "\u202f": " "})
-
-
-def N_(message: str) -> str:
-    """Marks a msgid for extraction where it is defined; it is translated where shown."""
-    return message
 
 
 def available_languages() -> tuple[str, ...]:

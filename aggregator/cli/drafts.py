@@ -22,7 +22,7 @@ from aggregator.cli.base import (
     words_of,
 )
 from aggregator.errors import AggregatorError
-from aggregator.i18n import N_
+from aggregator.msgid import N_
 
 if TYPE_CHECKING:
     from aggregator.store import DraftView
