@@ -101,6 +101,9 @@ class LLMSettings(EngineSettings):
     temperature: float = 0.2
     # A prompt template replacing the one shipped (aggregator/translation/prompts/).
     prompt_file: str = ""
+    # The publication's own style rules, added after the prompt's house style and winning
+    # over it: "Tutoyez le lecteur.", "Écrivez « 97 milliards de dollars », jamais « Md$ »."
+    style: str = ""
     # "adapt": the engine also proposes a headline written for French readers.
     headline: str = "literal"
     # Money per million tokens, in the account's currency; 0: not counted.

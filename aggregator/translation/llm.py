@@ -57,6 +57,8 @@ from aggregator.errors import BudgetExhaustedError, ConfigError, TranslateError
 from aggregator.spending import TokenBudget, TokenSpend
 
 PROMPT_VERSION = "llm-v2"
+# Before the operator's own rules ([translation.llm] style), after the shipped house style.
+STYLE_HEADING = "# This publication's own rules (where they differ from the above, follow them)"
 CHARS_PER_TOKEN = 4
 MAX_ATTEMPTS = 3  # requests a unit may take on one engine before the next engine gets it
 DEFAULT_RETRY_AFTER = 60.0
@@ -483,7 +485,7 @@ def build_llm_engine(settings: TranslationSettings, name: str = "llm") -> LLMEng
     source = languages[0] if len(languages) == 1 else "auto"
     return LLMEngine(
         llm,
-        instructions(llm.prompt_file, source, settings.target_language, table),
+        instructions(llm.prompt_file, source, settings.target_language, table, llm.style),
         source=source,
         target=settings.target_language,
         timeout=float(llm.timeout or settings.timeout),
@@ -492,8 +494,11 @@ def build_llm_engine(settings: TranslationSettings, name: str = "llm") -> LLMEng
     )
 
 
-def instructions(prompt_file: str, source: str, target: str, table: str = "translation.llm") -> str:
-    """The prompt template (``prompt_file``, else the one shipped), languages filled in."""
+def instructions(
+    prompt_file: str, source: str, target: str, table: str = "translation.llm", style: str = ""
+) -> str:
+    """The prompt template (``prompt_file``, else the one shipped), languages filled in,
+    then the publication's own ``style`` rules, which win over the template's."""
     if prompt_file:
         try:
             template = Path(prompt_file).read_text(encoding="utf-8")
@@ -502,9 +507,12 @@ def instructions(prompt_file: str, source: str, target: str, table: str = "trans
     else:
         shipped = resources.files("aggregator.translation") / "prompts" / f"{PROMPT_VERSION}.md"
         template = shipped.read_text(encoding="utf-8")
-    return string.Template(template).safe_substitute(
+    prompt = string.Template(template).safe_substitute(
         source_language=_language_name(source), target_language=_language_name(target)
     )
+    if style.strip():
+        prompt = f"{prompt.rstrip()}\n\n{STYLE_HEADING}\n\n{style.strip()}\n"
+    return prompt
 
 
 def _language_name(code: str) -> str:

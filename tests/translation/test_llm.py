@@ -24,12 +24,18 @@ from openai import OpenAI
 from servers import LibreTranslateServer, UpstreamServer, dictionary_translate
 from translation_desk import FEED_PATH, Desk, ghost_feed, open_desk, outline
 
+from aggregator import config as config_module
 from aggregator.config import Duration, LLMSettings, TranslationSettings
 from aggregator.extraction.language import detect
 from aggregator.store import Store
 from aggregator.translation.engines import Engine, build_engine
 from aggregator.translation.glossary import Glossary
-from aggregator.translation.llm import DEFAULT_RETRY_AFTER, rate_limit_wait
+from aggregator.translation.llm import (
+    DEFAULT_RETRY_AFTER,
+    STYLE_HEADING,
+    build_llm_engine,
+    rate_limit_wait,
+)
 from aggregator.translation.segment import parse_fragment, text_of_inner, units
 from aggregator.translation.translate import translate_article
 from aggregator.translation.typography import typeset
@@ -129,6 +135,28 @@ def drain(server: LLMServer) -> None:
 
 
 ONCE = ("drop_id", "merge_units", "chatter", "english", "truncate", "lose_placeholders")
+
+
+def test_the_publications_own_style_rules_follow_the_house_style_and_a_prompt_file_replaces_it(
+    tmp_path: Path, upstream: UpstreamServer, libretranslate: LibreTranslateServer, llm: LLMServer
+) -> None:
+    style = "- Tutoyez le lecteur.\n- Écrivez « 97 milliards de dollars », jamais « Md$ »."
+    desk = llm_desk(tmp_path, upstream, libretranslate, llm, style=style)
+    desk.poll()
+    system = llm.requests[0].messages[0]["content"]
+    assert "# House style" in system and "Tutoyez le lecteur." in system
+    assert system.index("# House style") < system.index(STYLE_HEADING) < system.index("Tutoyez")
+
+    house = tmp_path / "house.md"
+    house.write_text("Translate $source_language into $target_language, tersely.\n", "utf-8")
+    engine = build_llm_engine(
+        config_module.from_dict(
+            {"translation": llm_settings(llm, prompt_file=str(house), style=style)},
+            tmp_path / "config.toml",
+        ).translation
+    )
+    assert engine.instructions.startswith("Translate English into French, tersely.")
+    assert "# House style" not in engine.instructions and "Tutoyez" in engine.instructions
 
 
 @pytest.mark.parametrize("misbehaviour", [*ONCE, "invalid_json"])
