@@ -12,8 +12,10 @@ from typing import Any
 import lxml.html
 import pytest
 from conftest import DATA_DIR, WriteConfig, run_cli, run_cli_json
+from newsroom import MUSK_TITLE
 from servers import UpstreamServer, dictionary_translate
 from translation_desk import feed_bodies, ghost_feed
+from upstream_paths import COURTS_PATH, MUSK_PATH, PAID_PATH
 
 SIMDJSON_PATH = "/articles/json-parsing-simdjson-vs-json-for-modern-c/"
 WORDPRESS_PATH = "/articles/want-to-see-a-more-diverse-wordpress-contributor-community/"
@@ -25,10 +27,6 @@ AUTHOR_BIO = "A computer science professor at the University of Quebec (TELUQ)."
 # In the page's table of benchmarks, which trafilatura keeps.
 TABLE_CELL = "apache_builds"
 
-MUSK_PATH = "/does-elon-musk-want-to-buy-openai/"
-COURTS_PATH = "/the-courts-and-the-executive-order/"
-MEMBERS_PATH = "/a-year-of-paid-newsletters/"
-MUSK = "Does Elon Musk want to buy OpenAI? Yes and no"
 MUSK_QUOTE = "It is time for OpenAI to return to the open-source"
 # Only in the article pages written below, never in the feed.
 PAGE_ONLY = "The page of this post was updated after the newsletter went out, on the Friday."
@@ -58,7 +56,7 @@ def serve_ghost(upstream: UpstreamServer) -> str:
         )
         upstream.add(path, page, content_type="text/html")
     members = (DATA_DIR / "a-year-of-paid-newsletters.html").read_bytes()
-    upstream.add(MEMBERS_PATH, members, content_type="text/html")
+    upstream.add(PAID_PATH, members, content_type="text/html")
     return upstream.add("/rss/", feed)
 
 
@@ -120,8 +118,8 @@ def test_full_text_page_reads_the_page_even_when_the_feed_holds_the_whole_post(
     run_cli(config, "poll")
 
     assert upstream.hits(MUSK_PATH) == upstream.hits(COURTS_PATH) == pages_read
-    assert entries_by_title(config)[MUSK]["full_text_source"] == source
-    text = original_text(drafts_by_title(config)[MUSK])
+    assert entries_by_title(config)[MUSK_TITLE]["full_text_source"] == source
+    text = original_text(drafts_by_title(config)[MUSK_TITLE])
     assert MUSK_QUOTE in text
     assert (PAGE_ONLY in text) == (full_text == "page")
 
@@ -135,7 +133,7 @@ def test_remove_drops_the_named_blocks_from_the_feeds_own_text(
     run_cli(config, "poll")
 
     assert upstream.hits(MUSK_PATH) == 0
-    text = original_text(drafts_by_title(config)[MUSK])
+    text = original_text(drafts_by_title(config)[MUSK_TITLE])
     assert MUSK_QUOTE not in text
     assert "That is how Musk put it in a statement." in text  # the paragraph after it stays
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -50,24 +49,21 @@ headers = { Cookie = "env:SECOND_COOKIE", Authorization = "file:second-token" }
 """
 
 
-def check_config(path: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "aggregator", "--config", str(path), "check-config"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={"PATH": "/usr/bin:/bin", **env},
-    )
+@pytest.fixture(autouse=True)
+def _second_cookie(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The variables the configs' headers are read from, as the daemon's unit would set."""
+    monkeypatch.setenv("SECOND_COOKIE", "session=abc")
+    monkeypatch.setenv("LICENSED_COOKIE", "session=licensed")
 
 
-def test_defaults_apply_to_every_feed_and_a_feed_key_wins(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def check_config(path: Path) -> subprocess.CompletedProcess[str]:
+    return run_cli(path, "check-config", check=False)
+
+
+def test_defaults_apply_to_every_feed_and_a_feed_key_wins(tmp_path: Path) -> None:
     (tmp_path / "second-token").write_text("Bearer s3cret\n", encoding="utf-8")
     path = tmp_path / "config.toml"
     path.write_text(FEED, encoding="utf-8")
-    monkeypatch.setenv("SECOND_COOKIE", "session=abc")
     settings = config.load(path)
     first, second = settings.feeds
     assert (first.review, first.translate) == ("auto", "full")
@@ -120,7 +116,7 @@ def test_check_config_names_the_feed_and_the_key(
     assert old in FEED
     path = tmp_path / "config.toml"
     path.write_text(FEED.replace(old, new, 1), encoding="utf-8")
-    result = check_config(path, SECOND_COOKIE="session=abc")
+    result = check_config(path)
     assert result.returncode == 1, result.stdout
     assert expected in result.stderr
     assert str(path) in result.stderr
@@ -132,7 +128,7 @@ def test_the_same_file_passes_once_its_mistakes_are_fixed(tmp_path: Path) -> Non
     (tmp_path / "second-token").write_text("Bearer s3cret\n", encoding="utf-8")
     path = tmp_path / "config.toml"
     path.write_text(FEED, encoding="utf-8")
-    result = check_config(path, SECOND_COOKIE="session=abc")
+    result = check_config(path)
     assert result.returncode == 0, result.stderr
     assert "2 feeds" in result.stdout
 
@@ -218,6 +214,6 @@ def test_the_readme_persona_configs_pass_check_config(tmp_path: Path) -> None:
     for number, block in enumerate(blocks):
         path = tmp_path / f"persona-{number}.toml"
         path.write_text(block, encoding="utf-8")
-        result = check_config(path, LICENSED_COOKIE="session=licensed")
+        result = check_config(path)
         assert result.returncode == 0, result.stderr
         assert "1 feeds" in result.stdout
