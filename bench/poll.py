@@ -206,6 +206,7 @@ reader.close()
 """
 # The console script, as a user runs it.
 AGGREGATOR = str(Path(sys.executable).parent / "aggregator")
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def timed_process(command: list[str]) -> dict[str, Any]:
@@ -344,8 +345,9 @@ def main() -> None:
 
     args.port = args.port or free_port()
     server = subprocess.Popen(
-        [sys.executable, __file__, "serve", "--port", str(args.port), "--hosts", str(args.hosts),
-         "--feeds", str(args.feeds), "--entries", str(args.entries)],
+        [sys.executable, "-m", "bench.poll", "serve", "--port", str(args.port),
+         "--hosts", str(args.hosts), "--feeds", str(args.feeds), "--entries", str(args.entries)],
+        cwd=ROOT,  # as it was started: python -m bench.poll, from the repository's root
     )  # fmt: skip
     try:
         wait_for(args.port, server)

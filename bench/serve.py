@@ -235,8 +235,9 @@ def start_nginx(folder: Path, server: str) -> subprocess.Popen[bytes]:
 def start_peer(role: str, argument: str, port: int, log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as output:
         return subprocess.Popen(
-            [*SERVER_CPU, sys.executable, __file__, role, argument, "--peer-port", str(port)],
-            stdout=output, stderr=subprocess.STDOUT,
+            [*SERVER_CPU, sys.executable, "-m", "bench.serve", role, argument,
+             "--peer-port", str(port)],
+            stdout=output, stderr=subprocess.STDOUT, cwd=ROOT,
         )  # fmt: skip
 
 
