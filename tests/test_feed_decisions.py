@@ -246,8 +246,9 @@ def test_auto_review_publishes_a_clean_draft_at_once_and_it_can_be_withdrawn(
     newsletter.libretranslate.mode = "drop_placeholders"
     config = newsletter.configure(review="auto")
 
-    run_cli(config, "poll")
+    summary = run_cli(config, "poll").stdout
 
+    assert '1 brouillon publié sans relecture (review = "auto")' in summary
     drafts = drafts_by_title(config)
     courts, musk = drafts[COURTS], drafts[MUSK]
     assert courts["status"] == "approved" and courts["published"] is True

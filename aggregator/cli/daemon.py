@@ -110,5 +110,13 @@ def _print_summary(report: Report, words: Messages) -> None:
             failing=words.ngettext("%(num)s failed", "%(num)s failed", entries["failed"]),
         )
     )
+    if entries["published"]:
+        click.echo(
+            words.ngettext(
+                '%(num)s draft published unreviewed (review = "auto")',
+                '%(num)s drafts published unreviewed (review = "auto")',
+                entries["published"],
+            )
+        )
     for line in report.errors:
         click.echo(f"  error: {line}", err=True)

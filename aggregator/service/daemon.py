@@ -344,8 +344,9 @@ class Daemon:
                 entries = report.entries
                 if entries["drafted"] or entries["skipped"] or entries["failed"]:
                     log.info(
-                        "backlog: %d drafted, %d skipped, %d failed",
-                        entries["drafted"], entries["skipped"], entries["failed"],
+                        "backlog: %d drafted (%d published unreviewed), %d skipped, %d failed",
+                        entries["drafted"], entries["published"], entries["skipped"],
+                        entries["failed"],
                     )  # fmt: skip
                 if not self._backlog_again.is_set():
                     break
