@@ -77,6 +77,9 @@ class FetchSettings:
     # How long parsing one feed may take (in a child process) before it is abandoned as
     # that feed's error; the web server and the scheduler never wait for it.
     parse_timeout: Duration = Duration(30)
+    # How long extracting one article from its page may take (in a child process) before
+    # it is abandoned as that entry's error, retried later.
+    extract_timeout: Duration = Duration(60)
 
 
 @dataclass(frozen=True)

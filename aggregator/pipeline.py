@@ -45,6 +45,8 @@ from aggregator.extraction.extract import (
     text_of,
     without_elements,
 )
+from aggregator.extraction.extract_worker import extract_article as isolated_extract
+from aggregator.extraction.extract_worker import release_idle as release_extraction_children
 from aggregator.extraction.language import detect
 from aggregator.feed_rules import EntryFacts, FeedRules
 from aggregator.models import EntryState
@@ -75,7 +77,8 @@ class Services:
     clock: Callable[[], datetime] = utc_now
     fallback: tuple[Engine, ...] = ()  # [translation] fallback, in order
     breakers: BreakerBoard = field(default_factory=BreakerBoard)
-    # How an article page becomes the article (tests pass their own to make it fail).
+    # How an article page becomes the article: in a child process, with a deadline
+    # (``extract_worker``); tests pass their own to make it fail.
     extract: Callable[[str | bytes, str], Article] = extract_article
     # Engines only some feeds use (``[[feeds]] engine``), by name.
     feed_engines: dict[str, Engine] = field(default_factory=dict)
@@ -87,10 +90,12 @@ class Services:
         translation = settings.translation
         engine, *fallback = build_engines(translation)
         chained = {translation.engine, *translation.fallback}
+        timeout = float(settings.fetch.extract_timeout)
         return cls(
             settings=settings,
             store=store,
             fetcher=Fetcher(settings.fetch),
+            extract=lambda page, url: isolated_extract(page, url, timeout=timeout),
             engine=engine,
             clock=clock,
             fallback=tuple(fallback),
@@ -141,6 +146,7 @@ class Services:
 
     def close(self) -> None:
         self.fetcher.close()
+        release_extraction_children()
 
 
 @dataclass

@@ -32,6 +32,7 @@ from aggregator import config as config_module
 from aggregator.clock import utc_now
 from aggregator.config import LogSettings, Settings
 from aggregator.errors import AggregatorError
+from aggregator.extraction.extract_worker import release_idle as release_extraction_children
 from aggregator.extraction.language import detect
 from aggregator.pipeline import Services, process_backlog
 from aggregator.polling.refresh import poll_feeds
@@ -351,6 +352,9 @@ class Daemon:
                 if not self._backlog_again.is_set():
                     break
         finally:
+            # The pages are read: an idle extraction child would keep its memory till the
+            # next tick (a later page starts one again).
+            release_extraction_children()
             # Nothing of this run is in flight any more: a claim still held is a leftover.
             leftover = self.store.release_claims()
             if leftover:

@@ -1,0 +1,85 @@
+"""extract_article in a child process, with a deadline: one page can cost its own entry, no
+more.
+
+trafilatura holds the GIL for as long as a page makes it (a 4 MB page of paragraphs takes it
+most of a minute), is not safe across threads, and has crashed a process on pages read side
+by side. In a child (``aggregator.workers``; ``python -m aggregator.extraction.extract_worker``,
+a fresh interpreter that imports the extractor only), a page past ``[fetch] extract_timeout``
+is abandoned as that entry's ExtractError, a crash is that entry's error, and the web
+server, the scheduler and the other entries never wait for it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+from typing import Any
+
+from aggregator.errors import AggregatorError, ExtractError, UnexpectedError
+from aggregator.extraction import extract
+from aggregator.extraction.extract import Article
+from aggregator.workers import WorkerDied, WorkerPool, WorkerTimeout, WorkerUnavailable, serve
+
+# One core is left to this process (fetching, translating, serving).
+POOL_SIZE = max(1, min(4, (os.cpu_count() or 1) - 1))
+# Above this, a child is replaced after its answer (an idle one weighs about 70 MB).
+MAX_CHILD_RSS = 256 * 1024 * 1024
+
+_pool: WorkerPool | None = None
+_pool_lock = threading.Lock()
+
+
+def extract_article(page_html: str | bytes, url: str, *, timeout: float = 60.0) -> Article:
+    """``extraction.extract.extract_article``, run in this process's pool of extraction
+    children; an ExtractError when it takes longer than ``timeout`` seconds or its child
+    dies."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = WorkerPool("aggregator.extraction.extract_worker", POOL_SIZE, MAX_CHILD_RSS)
+            atexit.register(_pool.close)
+        pool = _pool
+    is_text = isinstance(page_html, str)
+    body = page_html.encode("utf-8") if isinstance(page_html, str) else page_html
+    try:
+        outcome = pool.run((url, is_text), body, timeout)
+    except WorkerTimeout:
+        raise ExtractError(
+            f"{url}: reading the article took longer than {timeout:g} s: the page is too large"
+            " or too intricate; abandoned (see [fetch] extract_timeout)"
+        ) from None
+    except WorkerDied as died:
+        raise ExtractError(
+            f"{url}: the extraction process died while reading the page (exit status {died.status})"
+        ) from None
+    except WorkerUnavailable as exc:
+        raise ExtractError(f"the extraction process could not be started: {exc}") from None
+    if isinstance(outcome, BaseException):
+        raise outcome
+    assert isinstance(outcome, Article)
+    return outcome
+
+
+def release_idle() -> None:
+    """Stop the idle extraction children (a later page starts one again): for a process
+    that is done with pages for a while, such as the daemon between backlog ticks."""
+    with _pool_lock:
+        pool = _pool
+    if pool is not None:
+        pool.close()
+
+
+def _extract(job: tuple[Any, ...], body: bytes) -> Any:
+    """The child's answer to one page: its Article, or the entry's error."""
+    url, is_text = job
+    try:
+        return extract.extract_article(body.decode("utf-8") if is_text else body, url)
+    except AggregatorError as exc:
+        return exc
+    except Exception as exc:  # a bug or a library's surprise: this entry's error only
+        return UnexpectedError(f"unexpected error ({type(exc).__name__}: {exc})")
+
+
+if __name__ == "__main__":
+    serve(_extract)
