@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import email.utils
 import http
+import logging
 import threading
 import zlib
 from collections.abc import Iterator, Mapping
@@ -42,6 +43,8 @@ REDIRECT_STATUSES = {301, 302, 303, 307, 308}
 PERMANENT_REDIRECTS = {301, 308}
 MIB = 1024 * 1024
 DEFAULT_PORTS = {"http": 80, "https": 443}
+
+log = logging.getLogger("aggregator.polling.fetch")
 
 
 @dataclass(frozen=True)
@@ -363,6 +366,12 @@ class Fetcher:
                         status, response_headers, body = self._get_once(
                             client, target, _with_credentials(headers, credentials, target)
                         )
+                    # Which headers went is said by name only: their values are secrets.
+                    sent = credentials is not None and credentials.applies_to(target)
+                    log.debug(
+                        "GET %s: %s%s", target, status,
+                        f" (with {', '.join(credentials.headers)})" if sent and credentials else "",
+                    )  # fmt: skip
                 except BlockedURLError as exc:
                     if current != url:
                         raise BlockedURLError(f"redirected to {current}, {exc}") from None
