@@ -16,6 +16,7 @@ are built from plain values by the module's own handler (``serve``).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import pickle
@@ -160,6 +161,30 @@ class WorkerPool:
             idle, self._idle = self._idle, []
         for child in idle:
             child.stop()
+
+
+_shared: dict[str, WorkerPool] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_pool(module: str, size: int, max_child_rss: int) -> WorkerPool:
+    """This process's one pool of ``module``'s children, made on first use and closed at
+    exit."""
+    with _shared_lock:
+        pool = _shared.get(module)
+        if pool is None:
+            pool = _shared[module] = WorkerPool(module, size, max_child_rss)
+            atexit.register(pool.close)
+        return pool
+
+
+def release_idle(module: str) -> None:
+    """Stop the idle children of ``module``'s shared pool, if it has one (a later job starts
+    one again)."""
+    with _shared_lock:
+        pool = _shared.get(module)
+    if pool is not None:
+        pool.close()
 
 
 # ---------------------------------------------------------------------------- the child

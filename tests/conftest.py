@@ -54,6 +54,18 @@ def run_cli(
     return result
 
 
+def children_running(module: str) -> set[int]:
+    """Pids of this process's children started as ``python -m module`` (Linux /proc)."""
+    found = set()
+    for task in os.listdir(f"/proc/{os.getpid()}/task"):
+        with open(f"/proc/{os.getpid()}/task/{task}/children", "rb") as children:
+            for pid in children.read().split():
+                with open(f"/proc/{int(pid)}/cmdline", "rb") as command:
+                    if module.encode() in command.read():
+                        found.add(int(pid))
+    return found
+
+
 def run_cli_json(config_path: Path | str, *args: str) -> object:
     """Run a ``--json`` command and decode its stdout."""
     result = run_cli(config_path, *args)

@@ -11,35 +11,27 @@ server, the scheduler and the other entries never wait for it.
 
 from __future__ import annotations
 
-import atexit
 import os
-import threading
 from typing import Any
 
+from aggregator import workers
 from aggregator.errors import AggregatorError, ExtractError, UnexpectedError
 from aggregator.extraction import extract
 from aggregator.extraction.extract import Article
-from aggregator.workers import WorkerDied, WorkerPool, WorkerTimeout, WorkerUnavailable, serve
+from aggregator.workers import WorkerDied, WorkerTimeout, WorkerUnavailable
 
 # One core is left to this process (fetching, translating, serving).
 POOL_SIZE = max(1, min(4, (os.cpu_count() or 1) - 1))
 # Above this, a child is replaced after its answer (an idle one weighs about 70 MB).
 MAX_CHILD_RSS = 256 * 1024 * 1024
-
-_pool: WorkerPool | None = None
-_pool_lock = threading.Lock()
+MODULE = "aggregator.extraction.extract_worker"
 
 
 def extract_article(page_html: str | bytes, url: str, *, timeout: float = 60.0) -> Article:
     """``extraction.extract.extract_article``, run in this process's pool of extraction
     children; an ExtractError when it takes longer than ``timeout`` seconds or its child
     dies."""
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = WorkerPool("aggregator.extraction.extract_worker", POOL_SIZE, MAX_CHILD_RSS)
-            atexit.register(_pool.close)
-        pool = _pool
+    pool = workers.shared_pool(MODULE, POOL_SIZE, MAX_CHILD_RSS)
     is_text = isinstance(page_html, str)
     body = page_html.encode("utf-8") if isinstance(page_html, str) else page_html
     try:
@@ -64,10 +56,7 @@ def extract_article(page_html: str | bytes, url: str, *, timeout: float = 60.0) 
 def release_idle() -> None:
     """Stop the idle extraction children (a later page starts one again): for a process
     that is done with pages for a while, such as the daemon between backlog ticks."""
-    with _pool_lock:
-        pool = _pool
-    if pool is not None:
-        pool.close()
+    workers.release_idle(MODULE)
 
 
 def _extract(job: tuple[Any, ...], body: bytes) -> Any:
@@ -82,4 +71,4 @@ def _extract(job: tuple[Any, ...], body: bytes) -> Any:
 
 
 if __name__ == "__main__":
-    serve(_extract)
+    workers.serve(_extract)

@@ -11,17 +11,16 @@ answer, so one large feed does not keep its memory for the life of the daemon.
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
-import threading
 from collections.abc import Collection
 from typing import Any
 
+from aggregator import workers
 from aggregator.errors import AggregatorError, ParseError, UnexpectedError
 from aggregator.polling.parse import ParsedFeed
 from aggregator.polling.parse import parse_feed as parse_in_process
-from aggregator.workers import WorkerDied, WorkerPool, WorkerTimeout, WorkerUnavailable, serve
+from aggregator.workers import WorkerDied, WorkerPool, WorkerTimeout, WorkerUnavailable
 
 log = logging.getLogger("aggregator.polling.parse_worker")
 
@@ -31,14 +30,21 @@ log = logging.getLogger("aggregator.polling.parse_worker")
 POOL_SIZE = max(1, min(4, (os.cpu_count() or 1) - 1))
 # Above this, a child is replaced after its answer (an idle one weighs about 30 MB).
 MAX_CHILD_RSS = 96 * 1024 * 1024
+MODULE = "aggregator.polling.parse_worker"
 
 
 class ParsePool:
     """Up to ``size`` parser children; a parse waits for a free one (the wait is not part
     of the deadline, so a feed never fails because others were slow)."""
 
-    def __init__(self, size: int = POOL_SIZE, max_child_rss: int = MAX_CHILD_RSS) -> None:
-        self._pool = WorkerPool("aggregator.polling.parse_worker", size, max_child_rss)
+    def __init__(
+        self,
+        size: int = POOL_SIZE,
+        max_child_rss: int = MAX_CHILD_RSS,
+        *,
+        children: WorkerPool | None = None,
+    ) -> None:
+        self._pool = children or WorkerPool(MODULE, size, max_child_rss)
 
     def parse(
         self,
@@ -71,10 +77,6 @@ class ParsePool:
         self._pool.close()
 
 
-_pool: ParsePool | None = None
-_pool_lock = threading.Lock()
-
-
 def parse_feed(
     body: bytes,
     url: str,
@@ -85,22 +87,14 @@ def parse_feed(
 ) -> ParsedFeed:
     """aggregator.polling.parse.parse_feed, run in this process's pool of parser children; a
     ParseError when it takes longer than ``timeout`` seconds (``[fetch] parse_timeout``)."""
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ParsePool()
-            atexit.register(_pool.close)
-        pool = _pool
+    pool = ParsePool(children=workers.shared_pool(MODULE, POOL_SIZE, MAX_CHILD_RSS))
     return pool.parse(body, url, content_type, known_items=known_items, timeout=timeout)
 
 
 def release_idle() -> None:
     """Stop the idle parser children (a later parse starts one again): for a process that
     is done with feeds for a while, such as ``aggregator poll`` once every feed is read."""
-    with _pool_lock:
-        pool = _pool
-    if pool is not None:
-        pool.close()
+    workers.release_idle(MODULE)
 
 
 def _parse(job: tuple[Any, ...], body: bytes) -> Any:
@@ -115,4 +109,4 @@ def _parse(job: tuple[Any, ...], body: bytes) -> Any:
 
 
 if __name__ == "__main__":
-    serve(_parse)
+    workers.serve(_parse)

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import DATA_DIR, run_cli, run_cli_json
+from conftest import DATA_DIR, children_running, run_cli, run_cli_json
 from servers import LibreTranslateServer, UpstreamServer, config_toml
 
 from aggregator.errors import ExtractError
@@ -36,15 +36,7 @@ def slow_page(paragraphs: int = 50_000) -> bytes:
 
 
 def extraction_children() -> set[int]:
-    """Pids of this process's extraction children (Linux /proc)."""
-    found = set()
-    for task in os.listdir(f"/proc/{os.getpid()}/task"):
-        with open(f"/proc/{os.getpid()}/task/{task}/children", "rb") as children:
-            for pid in children.read().split():
-                with open(f"/proc/{int(pid)}/cmdline", "rb") as command:
-                    if b"aggregator.extraction.extract_worker" in command.read():
-                        found.add(int(pid))
-    return found
+    return children_running("aggregator.extraction.extract_worker")
 
 
 def test_a_page_read_in_the_child_is_the_article_read_here() -> None:

@@ -22,7 +22,7 @@ from typing import Any
 import hostile
 import httpx
 import pytest
-from conftest import WriteConfig, aggregator_process
+from conftest import WriteConfig, aggregator_process, children_running
 from pollers import make
 from servers import UpstreamServer
 
@@ -141,15 +141,7 @@ def test_a_parse_past_its_deadline_is_abandoned_and_the_next_one_works() -> None
 
 
 def parser_children() -> set[int]:
-    """Pids of this process's parser children (Linux /proc)."""
-    found = set()
-    for task in os.listdir(f"/proc/{os.getpid()}/task"):
-        with open(f"/proc/{os.getpid()}/task/{task}/children", "rb") as children:
-            for pid in children.read().split():
-                with open(f"/proc/{int(pid)}/cmdline", "rb") as command:
-                    if b"aggregator.polling.parse_worker" in command.read():
-                        found.add(int(pid))
-    return found
+    return children_running("aggregator.polling.parse_worker")
 
 
 def test_a_parser_child_that_dies_fails_its_feed_and_is_replaced() -> None:
