@@ -22,7 +22,7 @@ from aggregator.workers import WorkerDied, WorkerTimeout, WorkerUnavailable
 
 # One core is left to this process (fetching, translating, serving).
 POOL_SIZE = max(1, min(4, (os.cpu_count() or 1) - 1))
-# Above this, a child is replaced after its answer (an idle one weighs about 70 MB).
+# Above this, a child is replaced after its answer (one weighs about 55 MB after a page).
 MAX_CHILD_RSS = 256 * 1024 * 1024
 MODULE = "aggregator.extraction.extract_worker"
 
