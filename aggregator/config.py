@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import os
 import re
 import tomllib
@@ -300,10 +301,14 @@ class Settings:
     def feed(self, feed_url: str) -> FeedSettings:
         """The settings of the feed written as ``feed_url`` in config.toml; a feed no longer
         listed there gets ``[defaults]``."""
-        for feed in self.feeds:
-            if feed.url == feed_url:
-                return feed
-        return FeedSettings(url=feed_url, **_fields_of(self.defaults))
+        found = self._feeds_by_url.get(feed_url)
+        return found or FeedSettings(url=feed_url, **_fields_of(self.defaults))
+
+    @functools.cached_property
+    def _feeds_by_url(self) -> dict[str, FeedSettings]:
+        # Asked for each feed polled and several times for each entry: one lookup, not a
+        # walk through every feed.
+        return {feed.url: feed for feed in self.feeds}
 
     def private_networks_allowed(self, feed_url: str) -> bool:
         """Whether URLs from the content of the feed written as ``feed_url`` in config.toml

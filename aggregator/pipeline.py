@@ -424,7 +424,7 @@ def take_full_text(services: Services, entry: EntryWork) -> tuple[str, str] | st
     context = services.store.feed_context(entry.feed_id, entry.id)
     if feed.full_text != "page" and feed_content_is_full(entry.content_html, entry.summary_html):
         return _from_feed(services, entry, context, entry.content_html or ""), "feed"
-    feed_text = entry.content_html or entry.summary_html or ""
+    feed_text = _feed_text(entry)
     if not entry.url or feed.full_text == "feed":
         if not feed_text.strip():
             if entry.url:

@@ -9,13 +9,13 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from aggregator.store import DraftView
+from aggregator.store.stats import NOTHING_SPENT, FeedSpend
 from aggregator.untrusted import plain_text, safe_http_url
 
 if TYPE_CHECKING:
     from aggregator.config import FeedSettings
     from aggregator.desk.service import DraftPage
     from aggregator.i18n import Messages
-    from aggregator.store.stats import FeedSpend
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -47,9 +47,7 @@ def feed_settings_json(feed: FeedSettings) -> dict[str, Any]:
 def spend_json(spend: FeedSpend | None) -> dict[str, Any]:
     """What a feed's drafts of a period cost: characters, requests, tokens, money."""
     names = ("characters", "requests", "prompt_tokens", "completion_tokens", "cost")
-    return {name: getattr(spend, name) if spend else 0 for name in names} | (
-        {} if spend else {"cost": 0.0}
-    )
+    return fields_json(spend or NOTHING_SPENT, names)
 
 
 def spend_words(spend: FeedSpend | None, words: Messages) -> str:

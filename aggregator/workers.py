@@ -30,6 +30,8 @@ import time
 from collections.abc import Callable
 from typing import IO, Any
 
+from aggregator.errors import AggregatorError, UnexpectedError
+
 # Starting a child (a new interpreter importing its module) is not part of the deadline.
 START_TIMEOUT = 60.0
 _HEADER = struct.Struct("!Q")
@@ -123,8 +125,8 @@ class WorkerPool:
         self._lock = threading.Lock()
 
     def run(self, job: tuple[Any, ...], body: bytes, timeout: float) -> Any:
-        """What the child's handler answered for ``job`` and ``body`` (an exception it
-        returned is returned, not raised). WorkerTimeout, WorkerDied or WorkerUnavailable
+        """What the child's handler answered for ``job`` and ``body``; the job's own error
+        (an AggregatorError) is raised here. WorkerTimeout, WorkerDied or WorkerUnavailable
         when there is no answer."""
         with self._slots:
             child = self._take()
@@ -144,6 +146,8 @@ class WorkerPool:
                         self._idle.append(child)
                 else:
                     child.stop()
+        if isinstance(outcome, BaseException):
+            raise outcome
         return outcome
 
     def _take(self) -> _Child:
@@ -233,8 +237,9 @@ def _leave_with(parent: int) -> None:
 
 def serve(handle: Callable[[tuple[Any, ...], bytes], Any]) -> None:
     """The child's loop: answer ``handle(job, body)`` for each job until stdin closes (the
-    parent exited or retired us). ``handle`` returns the answer, or the exception that is
-    the job's error; it never raises."""
+    parent exited or retired us). An AggregatorError ``handle`` raises is the job's answer,
+    raised again in the parent; any other exception (a bug, a library's surprise) is that
+    job's UnexpectedError, never the end of the child."""
     parent = int(sys.argv[1]) if len(sys.argv) > 1 else os.getppid()
     # Ctrl-C in a terminal reaches the whole process group: the parent decides, not us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -247,6 +252,12 @@ def serve(handle: Callable[[tuple[Any, ...], bytes], Any]) -> None:
         body = _read_frame(requests)
         if body is None:
             return
-        outcome = handle(pickle.loads(job), body)  # noqa: S301 - from our parent
+        outcome: Any
+        try:
+            outcome = handle(pickle.loads(job), body)  # noqa: S301 - from our parent
+        except AggregatorError as exc:
+            outcome = exc
+        except Exception as exc:
+            outcome = UnexpectedError(f"unexpected error ({type(exc).__name__}: {exc})")
         del body
         _write_frame(answers, pickle.dumps((outcome, _rss()), pickle.HIGHEST_PROTOCOL))

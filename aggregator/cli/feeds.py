@@ -20,8 +20,11 @@ from aggregator.cli.base import (
 )
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from aggregator.config import Settings
     from aggregator.desk.health import FeedSheet
+    from aggregator.i18n import Messages
 
 
 @main.group()
@@ -55,7 +58,6 @@ def _feed_json(sheet: FeedSheet) -> dict[str, Any]:
 def feeds_list(ctx: click.Context, as_json: bool) -> None:
     """Each feed's status, last and next check, errors, entries, settings and spend."""
     from aggregator.desk import health
-    from aggregator.shapes import spend_words
 
     settings, now = settings_of(ctx), now_of(ctx)
     with open_store(settings, upgrade=True) as store:
@@ -66,13 +68,31 @@ def feeds_list(ctx: click.Context, as_json: bool) -> None:
         return
     words = words_of(settings)
     print_table(
-        ("name", "status", "last check", "next check", "errors", "entries", "today", "month",
-         "last error"),
-        ((f.name, health.status_words(f, words), words.ago(f.last_checked_at, now),
-          words.until(f.next_check_at, now), str(f.error_count), str(f.entries),
-          spend_words(sheet.spend["today"], words), spend_words(sheet.spend["month"], words),
-          f.last_error or "")
-         for sheet in sheets for f in (sheet.health,)),
+        (
+            "name",
+            "status",
+            "last check",
+            "next check",
+            "errors",
+            "entries",
+            "today",
+            "month",
+            "last error",
+        ),
+        (_feed_row(sheet, now, words) for sheet in sheets),
+    )
+
+
+def _feed_row(sheet: FeedSheet, now: datetime, words: Messages) -> tuple[str, ...]:
+    from aggregator.desk import health
+    from aggregator.shapes import spend_words
+
+    f = sheet.health
+    return (
+        f.name, health.status_words(f, words), words.ago(f.last_checked_at, now),
+        words.until(f.next_check_at, now), str(f.error_count), str(f.entries),
+        spend_words(sheet.spend["today"], words), spend_words(sheet.spend["month"], words),
+        f.last_error or "",
     )  # fmt: skip
 
 

@@ -7,8 +7,9 @@ language. Without it they stay English, as the JSON output's ``status_text`` doe
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, timedelta
 
+from aggregator.clock import utc_day
 from aggregator.config import FeedSettings, Settings
 from aggregator.i18n import ENGLISH, N_, Messages
 from aggregator.store import FeedHealth, Store
@@ -50,10 +51,10 @@ def feed_sheets(settings: Settings, store: Store, now: datetime) -> list[FeedShe
 def spend_periods(now: datetime) -> dict[str, tuple[datetime, datetime]]:
     """The periods a feed's spend is counted over, as budgets count: the UTC day and the
     UTC calendar month that hold ``now``."""
-    day = datetime.combine(now.astimezone(UTC).date(), time.min, UTC)
-    month = day.replace(day=1)
+    day = utc_day(now)
+    month = day[0].replace(day=1)
     next_month = (month + timedelta(days=32)).replace(day=1)
-    return {"today": (day, day + timedelta(days=1)), "month": (month, next_month)}
+    return {"today": day, "month": (month, next_month)}
 
 
 def status_words(feed: FeedHealth, words: Messages = ENGLISH) -> str:

@@ -15,7 +15,7 @@ import os
 from typing import Any
 
 from aggregator import workers
-from aggregator.errors import AggregatorError, ExtractError, UnexpectedError
+from aggregator.errors import ExtractError
 from aggregator.extraction import extract
 from aggregator.extraction.extract import Article
 from aggregator.workers import WorkerDied, WorkerTimeout, WorkerUnavailable
@@ -47,8 +47,6 @@ def extract_article(page_html: str | bytes, url: str, *, timeout: float = 60.0) 
         ) from None
     except WorkerUnavailable as exc:
         raise ExtractError(f"the extraction process could not be started: {exc}") from None
-    if isinstance(outcome, BaseException):
-        raise outcome
     assert isinstance(outcome, Article)
     return outcome
 
@@ -59,15 +57,10 @@ def release_idle() -> None:
     workers.release_idle(MODULE)
 
 
-def _extract(job: tuple[Any, ...], body: bytes) -> Any:
-    """The child's answer to one page: its Article, or the entry's error."""
+def _extract(job: tuple[Any, ...], body: bytes) -> Article:
+    """The child's answer to one page."""
     url, is_text = job
-    try:
-        return extract.extract_article(body.decode("utf-8") if is_text else body, url)
-    except AggregatorError as exc:
-        return exc
-    except Exception as exc:  # a bug or a library's surprise: this entry's error only
-        return UnexpectedError(f"unexpected error ({type(exc).__name__}: {exc})")
+    return extract.extract_article(body.decode("utf-8") if is_text else body, url)
 
 
 if __name__ == "__main__":

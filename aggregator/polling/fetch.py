@@ -178,6 +178,10 @@ class Credentials:
     def applies_to(self, url: httpx.URL) -> bool:
         return url.host == self.host and (url.scheme == "https" or not self.https_only)
 
+    def for_hop(self, url: httpx.URL) -> Mapping[str, str]:
+        """The headers a request to ``url`` carries: all of them on their host, else none."""
+        return self.headers if self.applies_to(url) else {}
+
     def __repr__(self) -> str:
         names = ", ".join(self.headers)
         return f"Credentials(host={self.host!r}, headers=[{names}], https_only={self.https_only})"
@@ -363,15 +367,13 @@ class Fetcher:
                     ):
                         if deadline is None:
                             deadline = start_deadline(float(self.settings.timeout))
-                        status, response_headers, body = self._get_once(
-                            client, target, _with_credentials(headers, credentials, target)
-                        )
+                        sent = credentials.for_hop(target) if credentials else {}
+                        hop = httpx.Headers(headers)
+                        hop.update(sent)  # a feed's own header wins, whatever its case
+                        status, response_headers, body = self._get_once(client, target, hop)
                     # Which headers went is said by name only: their values are secrets.
-                    sent = credentials is not None and credentials.applies_to(target)
-                    log.debug(
-                        "GET %s: %s%s", target, status,
-                        f" (with {', '.join(credentials.headers)})" if sent and credentials else "",
-                    )  # fmt: skip
+                    shown = f" (with {', '.join(sent)})" if sent else ""
+                    log.debug("GET %s: %s%s", target, status, shown)
                 except BlockedURLError as exc:
                     if current != url:
                         raise BlockedURLError(f"redirected to {current}, {exc}") from None
@@ -480,17 +482,6 @@ class Fetcher:
         if status >= 500:
             raise FetchError(f"the server failed ({label})", status=status)
         raise FetchError(f"the server refused the request ({label})", status=status)
-
-
-def _with_credentials(
-    headers: Mapping[str, str], credentials: Credentials | None, target: httpx.URL
-) -> httpx.Headers:
-    """The headers of one hop: the request's, and the credentials when the hop goes to
-    their host (a feed's own header replaces one of the same name, whatever its case)."""
-    hop = httpx.Headers(headers)
-    if credentials is not None and credentials.applies_to(target):
-        hop.update(credentials.headers)
-    return hop
 
 
 def _drain(response: httpx.Response, limit: int = 64 * 1024) -> None:

@@ -11,18 +11,15 @@ answer, so one large feed does not keep its memory for the life of the daemon.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Collection
 from typing import Any
 
 from aggregator import workers
-from aggregator.errors import AggregatorError, ParseError, UnexpectedError
+from aggregator.errors import ParseError
 from aggregator.polling.parse import ParsedFeed
 from aggregator.polling.parse import parse_feed as parse_in_process
 from aggregator.workers import WorkerDied, WorkerPool, WorkerTimeout, WorkerUnavailable
-
-log = logging.getLogger("aggregator.polling.parse_worker")
 
 # Parsing is CPU-bound: one core is left to this process (fetching, storing, serving), and
 # each child weighs about 30 MB. Feeds beyond that wait for a child, as they waited for the
@@ -68,8 +65,6 @@ class ParsePool:
             ) from None
         except WorkerUnavailable as exc:
             raise ParseError(f"the parser process could not be started: {exc}") from None
-        if isinstance(outcome, BaseException):
-            raise outcome
         assert isinstance(outcome, ParsedFeed)
         return outcome
 
@@ -97,15 +92,10 @@ def release_idle() -> None:
     workers.release_idle(MODULE)
 
 
-def _parse(job: tuple[Any, ...], body: bytes) -> Any:
-    """The child's answer to one feed: its ParsedFeed, or the feed's error."""
+def _parse(job: tuple[Any, ...], body: bytes) -> ParsedFeed:
+    """The child's answer to one feed."""
     url, content_type, known_items = job
-    try:
-        return parse_in_process(body, url, content_type, known_items=known_items)
-    except AggregatorError as exc:
-        return exc
-    except Exception as exc:  # a bug or a library's surprise: this feed's error only
-        return UnexpectedError(f"unexpected error ({type(exc).__name__}: {exc})")
+    return parse_in_process(body, url, content_type, known_items=known_items)
 
 
 if __name__ == "__main__":

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
 
+from aggregator.clock import utc_day
 from aggregator.models import Draft, EngineUsage, Entry, EntryState, Feed, FeedStatus
 from aggregator.store.base import StoreBase
 from aggregator.store.memory import NO_USE, Usage
@@ -51,6 +52,10 @@ class FeedSpend(Spend):
 
     feed: str  # its name, as configured
     characters: int = 0
+
+
+# A feed none of whose drafts was translated in a period.
+NOTHING_SPENT = FeedSpend(0, 0, 0, 0.0, "")
 
 
 @dataclass(frozen=True)
@@ -201,8 +206,7 @@ class StatsStore(StoreBase):
     def feed_spend_on(self, moment: datetime) -> dict[str, FeedSpend]:
         """What the drafts translated with an LLM engine on ``moment``'s UTC day cost, per
         feed (by slug, in name order): requests, tokens sent and received, cost."""
-        start = datetime.combine(moment.astimezone(UTC).date(), time.min, UTC)
-        return self.feed_spend(start, start + timedelta(days=1), llm_only=True)
+        return self.feed_spend(*utc_day(moment), llm_only=True)
 
     def feed_spend(
         self, start: datetime, end: datetime, *, llm_only: bool = False
