@@ -141,6 +141,10 @@ class TranslationSettings:
     breaker_threshold: int = 3
     breaker_cooldown: Duration = Duration(60)
     glossary: GlossarySettings = GlossarySettings()
+    # The glossary of one more target language ([translation.glossaries.es]): its ``keep``
+    # adds to the one above, its ``force`` is that pair's own (the one above is
+    # target_language's).
+    glossaries: dict[str, GlossarySettings] = field(default_factory=dict)
     # Blocks that recur across a feed's entries (a newsletter's intro and sign-off):
     # "drop" them from every draft (listed in its warnings) or "keep" them (one translation).
     recurring_blocks: str = "drop"
@@ -153,6 +157,22 @@ class TranslationSettings:
     # More OpenAI-compatible endpoints, each named by its table ([translation.llms.NAME]):
     # ``engine = "NAME"`` in [translation], [[feeds]] or fallback picks one.
     llms: dict[str, LLMSettings] = field(default_factory=dict)
+
+    def glossary_for(self, language: str) -> GlossarySettings:
+        """The glossary of the pair from the source languages into ``language``: the terms
+        kept as written whatever the language, and the forced translations of that pair."""
+        own = self.glossaries.get(language, GlossarySettings())
+        base = self.glossary
+        force = base.force if language == self.target_language else {}
+        return GlossarySettings(
+            keep=tuple(dict.fromkeys((*base.keep, *own.keep))), force={**force, **own.force}
+        )
+
+    def for_language(self, language: str) -> TranslationSettings:
+        """These settings translating into ``language``: what engines are built with."""
+        if language == self.target_language:
+            return self
+        return dataclasses.replace(self, target_language=language)
 
     def engine_settings(self, name: str) -> EngineSettings:
         if name in self.llms:
@@ -266,6 +286,9 @@ class FeedDefaults:
     # Which entries are translated at all (aggregator/feed_rules.py): "FIELD:PATTERN".
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
+    # The languages this feed is translated into, one draft each; empty: [translation]
+    # target_language alone.
+    languages: tuple[str, ...] = ()
     # Request headers for the feed's own host (a Cookie, an Authorization), each value read
     # from "env:VARIABLE" or "file:PATH" at every fetch: never written in this file.
     headers: dict[str, str] = field(default_factory=dict)
@@ -309,6 +332,20 @@ class Settings:
         # Asked for each feed polled and several times for each entry: one lookup, not a
         # walk through every feed.
         return {feed.url: feed for feed in self.feeds}
+
+    def feed_languages(self, feed_url: str) -> tuple[str, ...]:
+        """The target languages of the feed written as ``feed_url`` in config.toml, the
+        first one first: its own ``languages``, else [translation] target_language."""
+        return self.feed(feed_url).languages or (self.translation.target_language,)
+
+    @functools.cached_property
+    def published_languages(self) -> tuple[str, ...]:
+        """Every language the publication has feeds in: [translation] target_language
+        (served at the root paths too), then the others as config.toml first names them."""
+        named = [self.translation.target_language, *self.defaults.languages]
+        for feed in self.feeds:
+            named.extend(feed.languages)
+        return tuple(dict.fromkeys(named))
 
     def private_networks_allowed(self, feed_url: str) -> bool:
         """Whether URLs from the content of the feed written as ``feed_url`` in config.toml

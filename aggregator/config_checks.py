@@ -25,6 +25,7 @@ FEED_CHOICES = {
     "full_text": ("auto", "feed", "page"),
 }
 _INSTANCE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}$")
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
 
@@ -40,10 +41,11 @@ def check(settings: Settings, file: Path) -> None:
         )
     if not 0 < settings.server.port < 65536:
         raise ConfigError(f"{file}: 'server.port' must be between 1 and 65535")
-    check_feed_keys(settings.defaults, "defaults", file)
+    sources = settings.translation.source_languages
+    check_feed_keys(settings.defaults, "defaults", file, sources)
     seen: set[str] = set()
     for i, feed in enumerate(settings.feeds):
-        check_feed_keys(feed, f"feeds[{i}]", file)
+        check_feed_keys(feed, f"feeds[{i}]", file, sources)
         try:
             parts = urlsplit(feed.url)
         except ValueError as exc:  # "Invalid IPv6 URL"
@@ -90,9 +92,22 @@ def _check_review(settings: Settings, file: Path) -> None:
             ) from None
 
 
-def check_feed_keys(feed: FeedDefaults, table: str, file: Path) -> None:
+def check_feed_keys(
+    feed: FeedDefaults, table: str, file: Path, source_languages: tuple[str, ...] = ("en",)
+) -> None:
     """The per-feed keys of ``[defaults]`` or of one ``[[feeds]]`` table (``table``)."""
     from aggregator.feed_rules import Rule, RuleError
+
+    for i, code in enumerate(feed.languages):
+        key = f"{table}.languages[{i}]"
+        check_language_code(code, key, file)
+        if code in feed.languages[:i]:
+            raise ConfigError(f"{file}: '{key}': {code!r} is listed twice")
+        if code in source_languages:
+            raise ConfigError(
+                f"{file}: '{key}': {code!r} is a language the articles are translated from "
+                "([translation] source_languages), not one to translate them into"
+            )
 
     for key, choices in FEED_CHOICES.items():
         value = getattr(feed, key)
@@ -126,6 +141,24 @@ def check_feed_keys(feed: FeedDefaults, table: str, file: Path) -> None:
             header_value(reference, file.parent)
         except ValueError as exc:
             raise ConfigError(f"{file}: '{key}': {exc}") from None
+
+
+def check_language_code(code: str, key: str, file: Path) -> None:
+    """``code`` is a language Babel's locale data knows, written as its ISO 639 code
+    ("fr", "es", "pt"): what the drafts, their feeds' ``xml:lang`` and paths carry."""
+    from babel import Locale, UnknownLocaleError  # only where a language is named
+
+    known = False
+    if _LANGUAGE_CODE.match(code):
+        try:
+            known = Locale.parse(code).language == code
+        except (ValueError, UnknownLocaleError):
+            known = False
+    if not known:
+        raise ConfigError(
+            f'{file}: \'{key}\' must be a language code such as "fr", "es" or "de" '
+            f"(ISO 639), got {code!r}"
+        )
 
 
 def header_value(reference: str, directory: Path) -> str:
@@ -180,15 +213,21 @@ def _check_translation(translation: TranslationSettings, file: Path) -> None:
                 f"digits and _, and not one of {', '.join(ENGINES)}"
             )
         _check_llm(llm, translation.llm_table(name), file)
-    for i, term in enumerate(translation.glossary.keep):
-        if not term.strip():
-            raise ConfigError(f"{file}: 'translation.glossary.keep[{i}]' is empty")
-    for term, french in translation.glossary.force.items():
-        if not term.strip() or not french.strip():
-            raise ConfigError(
-                f"{file}: 'translation.glossary.force' needs a non-empty term and translation, "
-                f"got {term!r} = {french!r}"
-            )
+    check_language_code(translation.target_language, "translation.target_language", file)
+    glossaries = {"translation.glossary": translation.glossary}
+    for code, glossary in translation.glossaries.items():
+        check_language_code(code, f"translation.glossaries.{code}", file)
+        glossaries[f"translation.glossaries.{code}"] = glossary
+    for table, glossary in glossaries.items():
+        for i, term in enumerate(glossary.keep):
+            if not term.strip():
+                raise ConfigError(f"{file}: '{table}.keep[{i}]' is empty")
+        for term, translated in glossary.force.items():
+            if not term.strip() or not translated.strip():
+                raise ConfigError(
+                    f"{file}: '{table}.force' needs a non-empty term and translation, "
+                    f"got {term!r} = {translated!r}"
+                )
 
 
 def _check_engine(translation: TranslationSettings, name: str, key: str, file: Path) -> None:

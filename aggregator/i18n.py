@@ -36,27 +36,42 @@ WHEN_PATTERN = "yyyy-MM-dd HH:mm"  # CLDR pattern
 _SPACES = str.maketrans({"\u00a0": " ", "\u202f": " "})
 
 
-def available_languages() -> tuple[str, ...]:
-    """English, and every language with a compiled catalogue."""
+# Catalogues of the public pages alone (a target language's home and article pages): the
+# desk and the CLI are not offered in them.
+PUBLIC_ONLY = frozenset({"es"})
+
+
+def available_languages(*, public: bool = False) -> tuple[str, ...]:
+    """English, and every language with a compiled catalogue of the desk (``public``: of
+    the public pages too)."""
     found = sorted(p.parent.parent.name for p in LOCALE_DIR.glob(f"*/LC_MESSAGES/{DOMAIN}.mo"))
-    return (SOURCE_LANGUAGE, *(lang for lang in found if lang != SOURCE_LANGUAGE))
+    return (
+        SOURCE_LANGUAGE,
+        *(
+            lang
+            for lang in found
+            if lang != SOURCE_LANGUAGE and (public or lang not in PUBLIC_ONLY)
+        ),
+    )
 
 
-def ui_language(chosen: str, target_language: str) -> str:
+def ui_language(chosen: str, target_language: str, *, public: bool = False) -> str:
     """``[review] language`` when set, else the translation's target language when a
-    catalogue exists for it, else English."""
+    catalogue exists for it (``public``: for the public pages), else English."""
     if chosen:
         return chosen
-    return target_language if target_language in available_languages() else SOURCE_LANGUAGE
+    known = available_languages(public=public)
+    return target_language if target_language in known else SOURCE_LANGUAGE
 
 
 @cache
 def messages(language: str) -> Messages:
     """The messages of one language (English for a language with no catalogue)."""
     translations: NullTranslations
-    if language == SOURCE_LANGUAGE or language not in available_languages():
+    known = available_languages(public=True)
+    if language == SOURCE_LANGUAGE or language not in known:
         translations = NullTranslations()
-        language = language if language in available_languages() else SOURCE_LANGUAGE
+        language = language if language in known else SOURCE_LANGUAGE
     else:
         translations = Translations.load(str(LOCALE_DIR), [language], DOMAIN)
     return Messages(language, translations)
@@ -250,3 +265,16 @@ class Messages:
 
 
 ENGLISH = messages(SOURCE_LANGUAGE)
+
+
+@cache
+def language_name(code: str) -> str:
+    """A language's name as its own readers write it ("español", "français"), for the link
+    from one translation of an article to the others."""
+    from babel import Locale, UnknownLocaleError
+
+    try:
+        name = Locale.parse(code).get_display_name(code)
+    except (ValueError, UnknownLocaleError):
+        return code
+    return name[:1].upper() + name[1:] if name else code

@@ -152,14 +152,18 @@ class Entry(Base):
     updated_at: Mapped[datetime]
 
     feed: Mapped[Feed] = relationship(back_populates="entries")
-    draft: Mapped[Draft | None] = relationship(back_populates="entry")
+    # One per target language of the feed (``[[feeds]] languages``).
+    drafts: Mapped[list[Draft]] = relationship(back_populates="entry", order_by="Draft.id")
 
 
 class Draft(Base):
     __tablename__ = "drafts"
+    __table_args__ = (
+        UniqueConstraint("entry_id", "target_language", name="uq_drafts_entry_language"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    entry_id: Mapped[int] = mapped_column(ForeignKey("entries.id", ondelete="CASCADE"), unique=True)
+    entry_id: Mapped[int] = mapped_column(ForeignKey("entries.id", ondelete="CASCADE"), index=True)
     status: Mapped[DraftStatus] = mapped_column(
         _enum(DraftStatus), default=DraftStatus.PENDING, index=True
     )
@@ -199,7 +203,7 @@ class Draft(Base):
     # credit line says so, and the desk shows it until an editor approves a version.
     auto_published: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
-    entry: Mapped[Entry] = relationship(back_populates="draft")
+    entry: Mapped[Entry] = relationship(back_populates="drafts")
     events: Mapped[list[DraftEvent]] = relationship(
         back_populates="draft", order_by="DraftEvent.id"
     )

@@ -82,6 +82,10 @@ class Services:
     extract: Callable[[str | bytes, str], Article] = extract_article
     # Engines only some feeds use (``[[feeds]] engine``), by name.
     feed_engines: dict[str, Engine] = field(default_factory=dict)
+    # Engines into the other target languages (``[[feeds]] languages``), by language and
+    # name, built when first needed.
+    _other_languages: dict[tuple[str, str], Engine] = field(default_factory=dict, repr=False)
+    _engines_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def build(
@@ -109,20 +113,37 @@ class Services:
             },
         )
 
-    def engines_for(self, engine: str = "") -> tuple[Engine, ...]:
+    def engines_for(self, engine: str = "", language: str = "") -> tuple[Engine, ...]:
         """The engines of an article whose feed names ``engine`` (``[[feeds]] engine``):
-        that one, then the configured fallbacks without it; unnamed: the configured chain."""
+        that one, then the configured fallbacks without it; unnamed: the configured chain.
+        Into ``language``, when it is not [translation] target_language: the same engines,
+        built for that language on first use."""
         configured = (self.engine, *self.fallback)
-        if not engine or engine == self.engine.name:
-            return configured
-        known = {e.name: e for e in (*configured, *self.feed_engines.values())}
-        if engine not in known:
-            raise ConfigError(f"the feeds' engine {engine!r} was not built (restart the daemon)")
-        return (known[engine], *(e for e in self.fallback if e.name != engine))
+        chosen = configured
+        if engine and engine != self.engine.name:
+            known = {e.name: e for e in (*configured, *self.feed_engines.values())}
+            if engine not in known:
+                raise ConfigError(
+                    f"the feeds' engine {engine!r} was not built (restart the daemon)"
+                )
+            chosen = (known[engine], *(e for e in self.fallback if e.name != engine))
+        if not language or language == self.settings.translation.target_language:
+            return chosen
+        return tuple(self._engine_into(language, each.name) for each in chosen)
 
-    def engine_chain(self, engine: str = "") -> EngineChain:
-        """The engines one article may use, each behind its breaker and daily budget."""
+    def _engine_into(self, language: str, name: str) -> Engine:
+        with self._engines_lock:
+            key = (language, name)
+            if key not in self._other_languages:
+                translation = self.settings.translation.for_language(language)
+                self._other_languages[key] = build_engine(translation, name)
+            return self._other_languages[key]
+
+    def engine_chain(self, engine: str = "", language: str = "") -> EngineChain:
+        """The engines one article may use into ``language`` (default: [translation]
+        target_language), each behind its breaker and that language pair's daily budget."""
         translation = self.settings.translation
+        pair = "" if language in ("", translation.target_language) else language
         return EngineChain(
             [
                 GuardedEngine(
@@ -135,8 +156,9 @@ class Services:
                         else 0
                     ),
                     now=self.clock,
+                    pair=pair,
                 )
-                for each in self.engines_for(engine)
+                for each in self.engines_for(engine, language)
             ]
         )
 
@@ -297,49 +319,31 @@ def process_entry(services: Services, entry: EntryWork, report: Report) -> None:
             )
             report.entry("skipped")
             return
-        chain = services.engine_chain(settings.feed_engine(entry.feed_config_url))
-        memory = PendingMemory(store)
-        uses_llm = any(isinstance(g.engine, LLMEngine) for g in chain.engines)
-        # An LLM is shown how the editors rewrote this feed's earlier articles.
-        examples = store.feed_examples(entry.feed_id, excluding=entry.id) if uses_llm else []
-        try:
-            translation = translate_article(
-                entry.title,
-                "" if title_only else full_html,  # title only: the link stays as it is
-                chain,
-                target_language=settings.translation.target_language,
-                source_language=language,
-                source_languages=wanted,
-                memory=memory,
-                glossary=Glossary.from_settings(settings.translation.glossary),
-                examples=examples,
-                now=services.clock,
-            )
-        finally:
-            progress.learned, progress.usage = memory.rows, chain.unrecorded_usage()
-        draft_id = store.save_draft(
-            entry.id,
-            DraftContent(
-                title=translation.title,
-                body_html=full_html if title_only else translation.body_html,
-                source_language=language,
-                target_language=settings.translation.target_language,
-                engine=translation.engine,
-                characters=translation.characters,
-                requests=translation.requests,
-                warnings=(*dropped_warnings(full_html), *translation.warnings),
-                prompt_tokens=translation.prompt_tokens if uses_llm else None,
-                completion_tokens=translation.completion_tokens if uses_llm else None,
-                cost=translation.cost,
-                headline=translation.headline or None,
-            ),
-            now=services.clock(),
-            progress=progress,
-            edit_rules=kept,
+        languages = transitions.languages_to_draft(
+            settings.feed_languages(entry.feed_config_url), entry.drafts
         )
-        report.entry("drafted")
+        memory = PendingMemory(store)
+        chains: list[EngineChain] = []
+        contents: list[DraftContent] = []
+        try:
+            # One draft per target language, all or none: an entry drafted in one language
+            # and failing in the next is retried whole, the first from the memory.
+            for target in languages:
+                chain = services.engine_chain(settings.feed_engine(entry.feed_config_url), target)
+                chains.append(chain)
+                contents.append(
+                    draft_in(services, entry, chain, target, language, full_html, memory)
+                )
+        finally:
+            progress.learned = memory.rows
+            progress.usage = [use for chain in chains for use in chain.unrecorded_usage()]
+        draft_ids = store.save_drafts(
+            entry.id, contents, now=services.clock(), progress=progress, edit_rules=kept
+        )
+        report.entry("drafted", len(draft_ids))
         if feed.review == "auto":
-            publish_if_clean(services, draft_id, feed.review, report)
+            for draft_id in draft_ids:
+                publish_if_clean(services, draft_id, feed.review, report)
     except AggregatorError as exc:
         now = services.clock()
         retry_after = exc.retry_after  # every error says when trying again may work
@@ -369,6 +373,55 @@ def process_entry(services: Services, entry: EntryWork, report: Report) -> None:
             progress=progress,
         )
         report.entry("failed", error=f"{entry.url or entry.title}: {unexpected}")
+
+
+def draft_in(
+    services: Services,
+    entry: EntryWork,
+    chain: EngineChain,
+    target: str,
+    source: str,
+    full_html: str,
+    memory: PendingMemory,
+) -> DraftContent:
+    """The entry's draft into the language ``target``: the title and article translated
+    through ``chain``, with that pair's memory and glossary (raises TranslateError unless
+    complete). A title-only feed's body is the link to the original, as it is."""
+    settings = services.settings
+    title_only = settings.feed(entry.feed_config_url).translate == "title"
+    uses_llm = any(isinstance(g.engine, LLMEngine) for g in chain.engines)
+    # An LLM is shown how the editors rewrote this feed's earlier articles in this language.
+    examples = (
+        services.store.feed_examples(entry.feed_id, excluding=entry.id, language=target)
+        if uses_llm
+        else []
+    )
+    translation = translate_article(
+        entry.title,
+        "" if title_only else full_html,  # title only: the link stays as it is
+        chain,
+        target_language=target,
+        source_language=source,
+        source_languages=settings.translation.source_languages,
+        memory=memory,
+        glossary=Glossary.from_settings(settings.translation.glossary_for(target)),
+        examples=examples,
+        now=services.clock,
+    )
+    return DraftContent(
+        title=translation.title,
+        body_html=full_html if title_only else translation.body_html,
+        source_language=source,
+        target_language=target,
+        engine=translation.engine,
+        characters=translation.characters,
+        requests=translation.requests,
+        warnings=(*dropped_warnings(full_html), *translation.warnings),
+        prompt_tokens=translation.prompt_tokens if uses_llm else None,
+        completion_tokens=translation.completion_tokens if uses_llm else None,
+        cost=translation.cost,
+        headline=translation.headline or None,
+    )
 
 
 def facts_of(entry: EntryWork, text: str | None = None) -> EntryFacts:

@@ -8,6 +8,7 @@ from datetime import datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+from aggregator.languages import article_path
 from aggregator.store import DraftView
 from aggregator.store.stats import NOTHING_SPENT, FeedSpend
 from aggregator.untrusted import plain_text, safe_http_url
@@ -81,13 +82,16 @@ def edits_json(draft: DraftView) -> dict[str, Any]:
     }
 
 
-def draft_summary_json(draft: DraftView, base_url: str) -> dict[str, Any]:
+def draft_summary_json(draft: DraftView, base_url: str, *, main_language: str) -> dict[str, Any]:
     """A draft as an item of a list: ``aggregator drafts list --json`` and ``GET /api/drafts``.
 
-    ``base_url`` (``[server] base_url``) makes the published article's address. Text and
-    links leave here as they leave in the feeds: no control characters, web URLs only.
+    ``base_url`` (``[server] base_url``) and ``main_language`` (``[translation]
+    target_language``, published at the root paths) make the published article's address.
+    Text and links leave here as they leave in the feeds: no control characters, web URLs
+    only.
     """
     d = draft
+    article = base_url.rstrip("/") + article_path(d.id, d.target_language, main_language)
     return {
         "id": d.id,
         "status": d.status.value,
@@ -104,14 +108,15 @@ def draft_summary_json(draft: DraftView, base_url: str) -> dict[str, Any]:
         "reviewed_by": d.reviewed_by,
         "warnings": list(d.warnings),
         "stale": d.stale,
-        "article_url": f"{base_url.rstrip('/')}/articles/{d.id}" if d.published else None,
+        "language": d.target_language,
+        "article_url": article if d.published else None,
         "published": d.published,
         "auto_published": d.auto_published,
         "withdrawn_at": iso(d.withdrawn_at),
     }
 
 
-def draft_json(page: DraftPage, base_url: str) -> dict[str, Any]:
+def draft_json(page: DraftPage, base_url: str, *, main_language: str) -> dict[str, Any]:
     """One draft in full: ``aggregator drafts show --json`` and ``GET /api/drafts/{id}``.
 
     ``page`` is the desk's ``Desk.page(id)``: the draft with its blocks beside the original,
@@ -120,12 +125,12 @@ def draft_json(page: DraftPage, base_url: str) -> dict[str, Any]:
     cost, and what an editor changed (``edits_json``).
     """
     # Publishing pulls in the extraction stack: only the commands that show a draft pay for it.
-    from aggregator.publishing.publish import credit_html
+    from aggregator.publishing.credit import credit_html
 
     d = page.draft
     changes = page.changes
     return {
-        **draft_summary_json(d, base_url),
+        **draft_summary_json(d, base_url, main_language=main_language),
         "body_html": d.body_html,
         "credit_html": credit_html(d),
         "published_at": iso(d.published_at),

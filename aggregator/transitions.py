@@ -7,7 +7,7 @@ reads in one place and is tested as a table. No I/O and no clock: the caller pas
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -76,6 +76,26 @@ ORIGINAL_CHANGES: dict[DraftStatus | None, OriginalChange] = {
 
 def original_changed(draft_status: DraftStatus | None) -> OriginalChange:
     return ORIGINAL_CHANGES[draft_status]
+
+
+def entry_after_original_changed(statuses: Sequence[DraftStatus]) -> EntryMove | None:
+    """What a changed original means for its entry, whose drafts (one per target language)
+    have these statuses: taken again when none exists or one is not reviewed yet (only
+    those are redrafted); else left as it is. Each draft's own fate is ``original_changed``."""
+    for status in statuses or (None,):
+        move = original_changed(status).entry
+        if move is not None:
+            return move
+    return None
+
+
+def languages_to_draft(wanted: Sequence[str], drafts: Mapping[str, DraftStatus]) -> tuple[str, ...]:
+    """Of the target languages an entry's feed wants, those to (re)draft now: the ones with
+    no draft yet or a pending one. A reviewed draft (approved, rejected, withdrawn) is the
+    editor's; it is redrafted only when an editor asks, which makes it pending again."""
+    return tuple(
+        language for language in wanted if drafts.get(language) in (None, DraftStatus.PENDING)
+    )
 
 
 def retry(entry_id: int, state: EntryState) -> EntryMove:

@@ -572,6 +572,29 @@ def _parse_pairs(pairs: str) -> dict[str, str]:
 
 ENGLISH_TO_FRENCH: dict[str, str] = _parse_pairs(_ENGLISH_TO_FRENCH_PAIRS)
 
+# A smaller English -> Spanish table, for feeds translated into two languages: function
+# words first, then the words of the tests' generated articles (``tests/test_languages.py``).
+_ENGLISH_TO_SPANISH_PAIRS = """
+the=el, a=un, an=un, this=este, that=que, these=estos, those=esos, there=allí, here=aquí,
+it=ello, its=su, i=yo, me=mí, my=mi, you=usted, your=su, he=él, him=él, his=su, she=ella,
+her=su, we=nosotros, us=nos, our=nuestro, they=ellos, them=ellos, their=su, who=quien,
+which=cual, what=qué, when=cuando, where=donde, why=por qué, how=cómo, and=y, or=o,
+but=pero, if=si, so=así, because=porque, than=que, as=como, while=mientras, of=de, to=a,
+in=en, on=sobre, at=en, for=para, with=con, without=sin, from=desde, by=por, about=sobre,
+into=en, before=antes de, after=después de, back=de vuelta, again=otra vez, every=cada,
+all=todos, some=algunos, many=muchos, much=mucho, more=más, most=la mayoría, lot=mucho,
+no=no, not=no, is=es, are=son, was=era, were=eran, be=ser, been=sido, has=tiene,
+have=tienen, had=tenía, do=hacer, does=hace, did=hizo, will=va a, would=haría, can=puede,
+could=podría, should=debería, may=puede, new=nuevo, old=viejo, good=bueno, happy=felices,
+people=la gente, town=pueblo, harbour=puerto, bridge=puente, market=mercado, school=escuela,
+changed=cambió, walked=caminaba, talked=hablaba, went=volvía, came=volvía, home=a casa,
+morning=mañana, evening=tarde, weather=tiempo, boats=barcos, price=precio, bread=pan,
+rain=lluvia, issue=número, paragraph=párrafo, weekly=semanal, letter=carta, news=noticias,
+article=artículo, world=mundo, day=día, week=semana, year=año, time=tiempo, city=ciudad
+"""
+ENGLISH_TO_SPANISH: dict[str, str] = _parse_pairs(_ENGLISH_TO_SPANISH_PAIRS)
+DICTIONARIES = {"fr": ENGLISH_TO_FRENCH, "es": ENGLISH_TO_SPANISH}
+
 # Alternatives tried in order at each position; only the last one is ever translated.
 _TOKEN = re.compile(
     r"(?P<markup><[^<>\n]*>)"  # tags and placeholders such as <x1>
@@ -581,12 +604,14 @@ _TOKEN = re.compile(
 )
 
 
-def _translate_word(word: str, unknown: Callable[[str], str]) -> str:
+def _translate_word(
+    word: str, unknown: Callable[[str], str], table: dict[str, str] = ENGLISH_TO_FRENCH
+) -> str:
     if len(word) > 1 and word.isupper():
         return word  # an acronym: "US" is not "nous", "IT" is not "il"
     if any(character.isdigit() or character == "_" for character in word):
         return word
-    french = ENGLISH_TO_FRENCH.get(word.lower().replace("’", "'"))
+    french = table.get(word.lower().replace("’", "'"))
     if french is None:
         return unknown(word)
     if word[0].isupper():
@@ -594,8 +619,11 @@ def _translate_word(word: str, unknown: Callable[[str], str]) -> str:
     return french
 
 
-def dictionary_translate(text: str, unknown: Callable[[str], str] = lambda word: word) -> str:
-    """English -> French, word by word, changing nothing but the words found in the table.
+def dictionary_translate(
+    text: str, unknown: Callable[[str], str] = lambda word: word, target: str = "fr"
+) -> str:
+    """English -> French (or the ``target`` of ``DICTIONARIES``), word by word, changing
+    nothing but the words found in the table.
 
     Whitespace, punctuation, newlines, markup, URLs, identifiers, numbers and unknown words
     (names, placeholders such as ``⟦1⟧``, ``{1}``, ``[[1]]``, ``<x1>``) come out as they went in;
@@ -604,7 +632,7 @@ def dictionary_translate(text: str, unknown: Callable[[str], str] = lambda word:
 
     def token(match: re.Match[str]) -> str:
         if match.lastgroup == "word":
-            return _translate_word(match.group(), unknown)
+            return _translate_word(match.group(), unknown, DICTIONARIES[target])
         return match.group()
 
     return "\n".join(_TOKEN.sub(token, line) for line in text.split("\n"))
@@ -625,8 +653,9 @@ _MODES: tuple[TranslatorMode, ...] = (
 _PLACEHOLDER_MARK = re.compile(r"\[\[\s*/?\s*\d+\s*\]\]")
 
 LIBRE_LANGUAGES: list[dict[str, Any]] = [
-    {"code": "en", "name": "English", "targets": ["fr"]},
+    {"code": "en", "name": "English", "targets": ["fr", "es"]},
     {"code": "fr", "name": "French", "targets": []},
+    {"code": "es", "name": "Spanish", "targets": []},
 ]
 
 
@@ -663,7 +692,7 @@ class _LibreTranslateHandler(_QuietHandler):
             self.send_json(error.status, {"error": str(error)})
             return
         texts = fields.get("q")
-        self.translator._count(texts)
+        self.translator._count(texts, fields.get("target"))
         if not self.translator._wait_while_hanging():
             self.close_connection = True  # closing: the client sees the connection drop
             return
@@ -735,6 +764,7 @@ class LibreTranslateServer(LocalServer):
         self._requests = 0
         self._characters = 0
         self._texts: list[str] = []
+        self._targets: list[str] = []  # each request's target language
         self._query_fields: list[str] = []
         self._scheduled_failures: deque[_ScheduledFailure | None] = deque()
         handler = type("LibreTranslateHandler", (_LibreTranslateHandler,), {"translator": self})
@@ -754,6 +784,11 @@ class LibreTranslateServer(LocalServer):
     def texts(self) -> list[str]:
         with self._lock:
             return list(self._texts)
+
+    @property
+    def targets(self) -> list[str]:
+        with self._lock:
+            return list(self._targets)
 
     @property
     def query_fields(self) -> list[str]:
@@ -808,10 +843,11 @@ class LibreTranslateServer(LocalServer):
         with self._lock:
             self._query_fields.extend(names)
 
-    def _count(self, q: object) -> None:
+    def _count(self, q: object, target: object = None) -> None:
         received = [q] if isinstance(q, str) else q if isinstance(q, list) else []
         strings = [text for text in received if isinstance(text, str)]
         with self._lock:
+            self._targets.append(str(target))
             self._requests += 1
             self._characters += sum(len(text) for text in strings)
             self._texts.extend(strings)
@@ -839,10 +875,12 @@ class LibreTranslateServer(LocalServer):
         target = fields.get("target")
         if source not in ("auto", "en"):
             raise _RequestError(400, f"{source} is not supported")
-        if target != "fr":
+        if target not in DICTIONARIES:
             raise _RequestError(400, f"{target} is not supported")
         translated: str | list[str] = (
-            self._translate(q) if isinstance(q, str) else [self._translate(text) for text in q]
+            self._translate(q, target)
+            if isinstance(q, str)
+            else [self._translate(text, target) for text in q]
         )
         response: dict[str, Any] = {"translatedText": None if self._mode == "null" else translated}
         if source == "auto":
@@ -850,10 +888,10 @@ class LibreTranslateServer(LocalServer):
             response["detectedLanguage"] = detected if isinstance(q, str) else [detected] * len(q)
         return response
 
-    def _translate(self, text: str) -> str:
+    def _translate(self, text: str, target: str = "fr") -> str:
         if self._mode == "empty":
             return ""
-        translated = dictionary_translate(text)
+        translated = dictionary_translate(text, target=target)
         if self._mode == "drop_lines":
             return "\n".join(translated.split("\n")[:-1])
         if self._mode == "drop_placeholders":

@@ -210,7 +210,7 @@ def test_the_readme_persona_configs_pass_check_config(tmp_path: Path) -> None:
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
     section = readme.split("## Per newsletter", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"```toml\n(.*?)```", section, re.DOTALL)
-    assert len(blocks) == 2
+    assert len(blocks) == 3
     for number, block in enumerate(blocks):
         path = tmp_path / f"persona-{number}.toml"
         path.write_text(block, encoding="utf-8")

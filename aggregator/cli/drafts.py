@@ -35,27 +35,33 @@ def drafts() -> None:
 
 @drafts.command("list")
 @state_option("--status", ("pending", "approved", "rejected", "withdrawn", "all"), "pending")
+@click.option("--language", default="", help='Only the drafts into this language ("es").')
 @json_option
 @click.pass_context
-def drafts_list(ctx: click.Context, status: str, as_json: bool) -> None:
+def drafts_list(ctx: click.Context, status: str, language: str, as_json: bool) -> None:
     """Drafts waiting for review (or of another status)."""
     from aggregator.models import DraftStatus
     from aggregator.shapes import draft_summary_json, iso
 
     settings = settings_of(ctx)
     with open_store(settings, upgrade=True) as store:
-        items = store.draft_summaries(None if status == "all" else DraftStatus(status))
+        items = store.draft_summaries(
+            None if status == "all" else DraftStatus(status), language=language or None
+        )
     if as_json:
-        base_url = settings.server.base_url
-        print_json([draft_summary_json(d, base_url) for d in items])
+        base_url, main = settings.server.base_url, settings.translation.target_language
+        print_json([draft_summary_json(d, base_url, main_language=main) for d in items])
         return
-    from aggregator.publishing.publish import source_name  # lxml: for the table only
+    from aggregator.publishing.credit import source_name  # lxml: for the table only
 
-    print_table(
-        ("id", "status", "title", "feed", "created", "warnings"),
-        ((str(d.id), d.status.value, d.title, source_name(d), iso(d.created_at) or "",
-          str(len(d.warnings)) if d.warnings else "") for d in items),
-    )  # fmt: skip
+    rows: list[tuple[str, ...]] = [
+        (str(d.id), d.status.value, d.title, source_name(d), iso(d.created_at) or "",
+         str(len(d.warnings)) if d.warnings else "", d.target_language) for d in items
+    ]  # fmt: skip
+    headers: tuple[str, ...] = ("id", "status", "title", "feed", "created", "warnings", "language")
+    if len(settings.published_languages) == 1:  # one language: no column to read
+        headers, rows = headers[:-1], [row[:-1] for row in rows]
+    print_table(headers, rows)
 
 
 @drafts.command("show")
@@ -64,7 +70,7 @@ def drafts_list(ctx: click.Context, status: str, as_json: bool) -> None:
 @click.pass_context
 def drafts_show(ctx: click.Context, draft_id: int, as_json: bool) -> None:
     """One draft in full: French title and body, and what it was made from."""
-    from aggregator.publishing.publish import source_name
+    from aggregator.publishing.credit import source_name
     from aggregator.shapes import draft_json
 
     settings = settings_of(ctx)
@@ -73,7 +79,8 @@ def drafts_show(ctx: click.Context, draft_id: int, as_json: bool) -> None:
 
         with open_store(settings, upgrade=True) as store:
             page = Desk(settings, store, now=clock_of(ctx)).page(draft_id)
-        print_json(draft_json(page, settings.server.base_url))
+        main = settings.translation.target_language
+        print_json(draft_json(page, settings.server.base_url, main_language=main))
         return
     with open_store(settings, upgrade=True) as store:
         draft = store.get_draft(draft_id)

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from html import escape
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,6 +25,8 @@ from lxml import etree
 
 from aggregator import __version__
 from aggregator.extraction.extract import sanitize, text_of
+from aggregator.languages import article_path, language_prefix
+from aggregator.publishing.credit import credit_html, source_name
 from aggregator.store import DraftView
 from aggregator.untrusted import plain_text, safe_http_url
 
@@ -41,17 +42,6 @@ JSON_FEED_TYPE = "application/feed+json"
 FEED_ID_DATE = datetime(2026, 1, 1, tzinfo=UTC)
 EMPTY_FEED_UPDATED = datetime(2000, 1, 1, tzinfo=UTC)
 SUMMARY_CHARACTERS = 280
-FRENCH_MONTHS = (
-    "janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre",
-    "octobre", "novembre", "décembre",
-)  # fmt: skip
-ENGINE_NAMES = {
-    "google": "Google Traduction",
-    "libre": "LibreTranslate",
-    "deepl": "DeepL",
-    "microsoft": "Microsoft Translator",
-    "mymemory": "MyMemory",
-}
 # Characters XML 1.0 cannot carry at all (lxml refuses them): dropped from any text.
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _BLOCK_END = re.compile(r"(</(?:p|h[1-6]|li|blockquote|figcaption|td|th|pre|dd|dt|div)>|<br>)")
@@ -70,6 +60,12 @@ class Channel:
     page: int = 1
     last_page: int = 1
     query: str = ""  # kept on every link of the feed (the reviewers' token)
+    # The language published at the root paths ([translation] target_language); the
+    # others live under /{language}/.
+    main_language: str = "fr"
+    # By entry, its published drafts' ids by language (entries published in several):
+    # each translation's entry links to the others (``hreflang``).
+    translations: Mapping[int, Mapping[str, int]] = field(default_factory=dict)
 
     @property
     def root(self) -> str:
@@ -81,7 +77,7 @@ class Channel:
 
     @property
     def home_url(self) -> str:
-        return self.root + "/"
+        return self.root + language_prefix(self.language, self.main_language) + "/"
 
     @property
     def feed_id(self) -> str:
@@ -102,50 +98,24 @@ class Channel:
             links.append(("next", self.page_url(self.page + 1)))
         return links
 
-    def article_url(self, draft_id: int) -> str:
-        return f"{self.root}/articles/{draft_id}"
+    def article_url(self, draft: DraftView) -> str:
+        return self.root + article_path(draft.id, draft.target_language, self.main_language)
+
+    def alternates(self, draft: DraftView) -> list[tuple[str, str]]:
+        """(language, URL) of the draft's translations into the other languages."""
+        others = self.translations.get(draft.entry_id, {})
+        root, main = self.root, self.main_language
+        return [
+            (language, root + article_path(draft_id, language, main))
+            for language, draft_id in sorted(others.items())
+            if draft_id != draft.id
+        ]
 
 
 EntryLink = Callable[[DraftView], str]
 
 
 # ---------------------------------------------------------------- credit and ids
-
-
-def french_date(moment: datetime) -> str:
-    day = "1er" if moment.day == 1 else str(moment.day)
-    return f"{day} {FRENCH_MONTHS[moment.month - 1]} {moment.year}"
-
-
-def credit_html(draft: DraftView) -> str:
-    """The visible French credit line that closes every published article."""
-    original_url = safe_http_url(draft.original_url)
-    title = escape(draft.original_title or original_url or "article original")
-    link = f'<a href="{escape(original_url, quote=True)}">{title}</a>' if original_url else title
-    parts = [f"Source : {link}"]
-    if draft.author:
-        parts.append(f" — article original de {escape(draft.author)}")
-    else:
-        parts.append(" — article original")
-    if draft.published_at:
-        parts.append(f", publié le {french_date(draft.published_at)}")
-    parts.append(f" dans {escape(source_name(draft))}.")
-    engine = ENGINE_NAMES.get(draft.engine, draft.engine)
-    if draft.auto_published and draft.approved_at:
-        # Its feed has review = "auto": published at once, and the reader is told so.
-        notice = f" Traduction automatique ({escape(engine)}), non relue."
-    elif draft.reviewed_by and draft.approved_at:
-        notice = (
-            f" Traduction automatique ({escape(engine)}) relue par {escape(draft.reviewed_by)}."
-        )
-    elif draft.approved_at:
-        # Approved by someone who gave no name: reviewed all the same, and nobody is named.
-        notice = f" Traduction automatique ({escape(engine)}), relue avant publication."
-    else:
-        notice = f" Traduction automatique ({escape(engine)}), pas encore relue."
-    parts.append(notice)
-    # Sanitized like the body: names and titles come from outside.
-    return sanitize(f"<p><small>{''.join(parts)}</small></p>")
 
 
 def article_html(draft: DraftView) -> str:
@@ -178,19 +148,6 @@ def rfc3339(moment: datetime) -> str:
     if utc.microsecond:
         return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return utc.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def source_label(name: str, title: str | None) -> str:
-    """The source as the operator named it in config.toml, else the feed's own title.
-
-    A feed with no configured ``name`` is stored under its URL (``FeedSettings.display_name``).
-    """
-    named = name and not name.startswith(("http://", "https://"))
-    return name if named else (title or name)
-
-
-def source_name(draft: DraftView) -> str:
-    return source_label(draft.feed, draft.feed_title)
 
 
 def author_name(draft: DraftView) -> str:
@@ -245,7 +202,7 @@ def atom_feed(
     for rel, href in channel.paging_links():
         _sub(root, "link", rel=rel, type=ATOM_TYPE, href=href)
     _sub(root, "generator", "aggregator", version=__version__)
-    link = entry_link or (lambda d: channel.article_url(d.id))
+    link = entry_link or channel.article_url
     for draft in drafts:
         _atom_entry(root, channel, draft, link(draft), review=review)
     return etree.tostring(root, xml_declaration=True, encoding="utf-8", pretty_print=True)
@@ -258,7 +215,14 @@ def _atom_entry(
     entry.set(XML_LANG, draft.target_language)
     _sub(entry, "id", entry_id(channel, draft, review=review))
     _sub(entry, "title", draft.title, type="text")
-    _sub(entry, "link", rel="alternate", type="text/html", href=href)
+    alternates = [] if review else channel.alternates(draft)
+    if alternates:  # one alternate per language (RFC 4287 4.2.7.2), each saying which
+        _sub(entry, "link", rel="alternate", type="text/html", hreflang=draft.target_language,
+             href=href)  # fmt: skip
+        for language, url in alternates:
+            _sub(entry, "link", rel="alternate", type="text/html", hreflang=language, href=url)
+    else:
+        _sub(entry, "link", rel="alternate", type="text/html", href=href)
     original_url = safe_http_url(draft.original_url)
     if original_url:
         _sub(entry, "link", rel="via", type="text/html", href=original_url)
@@ -303,7 +267,7 @@ def rss_feed(channel: Channel, drafts: Sequence[DraftView]) -> bytes:
     for draft in drafts:
         item = etree.SubElement(rss, "item")
         _plain(item, "title", draft.title)
-        _plain(item, "link", channel.article_url(draft.id))
+        _plain(item, "link", channel.article_url(draft))
         _plain(item, "guid", entry_id(channel, draft)).set("isPermaLink", "false")
         published = draft.approved_at or draft.created_at
         _plain(item, "pubDate", format_datetime(published.astimezone(UTC), usegmt=True))
@@ -349,7 +313,7 @@ def json_feed(channel: Channel, drafts: Sequence[DraftView]) -> bytes:
 def _json_item(channel: Channel, draft: DraftView) -> dict[str, Any]:
     item: dict[str, Any] = {
         "id": entry_id(channel, draft),
-        "url": channel.article_url(draft.id),
+        "url": channel.article_url(draft),
         "title": plain_text(draft.title),
         "content_html": article_html(draft),
         "summary": summary_text(draft),

@@ -16,9 +16,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import fields, replace
 from datetime import datetime, timedelta
-from typing import Required, TypedDict, Unpack
+from typing import Any, Required, TypedDict, TypeVar, Unpack
 
-from sqlalchemy import func, literal, select, update
+from sqlalchemy import Select, func, literal, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from aggregator import transitions
@@ -36,6 +36,8 @@ from aggregator.store.snapshots import (
     DraftView,
     PublicationStamp,
 )
+
+_Query = TypeVar("_Query", bound=Select[Any])
 
 # An approved draft's warning while its original has changed since it was reviewed.
 SOURCE_CHANGED_NOTE = "the original article changed after review"
@@ -88,40 +90,44 @@ _WITH_ENTRY_AND_FEED = (
 class DraftStore(StoreBase):
     # ------------------------------------------------------------ reading
 
-    def list_drafts(self, status: DraftStatus | None = None) -> list[DraftView]:
+    def list_drafts(
+        self, status: DraftStatus | None = None, *, language: str | None = None
+    ) -> list[DraftView]:
+        """Drafts in ``status`` and into ``language`` (None: any), newest first."""
         with self.session() as session:
             query = (
                 select(Draft)
                 .options(_WITH_ENTRY_AND_FEED)
                 .order_by(Draft.created_at.desc(), Draft.id.desc())
             )
-            if status is not None:
-                query = query.where(Draft.status == status)
+            query = _drafts_where(query, status, language)
             return [_draft_view(d) for d in session.scalars(query)]
 
-    def draft_summaries(self, status: DraftStatus | None = None) -> list[DraftView]:
+    def draft_summaries(
+        self, status: DraftStatus | None = None, *, language: str | None = None
+    ) -> list[DraftView]:
         """``list_drafts`` without the bodies (``body_html`` is empty): what a list of drafts
         shows, read as plain rows (a thousand drafts are read in a blink)."""
         query = _SUMMARIES.order_by(Draft.created_at.desc(), Draft.id.desc())
-        if status is not None:
-            query = query.where(Draft.status == status)
+        query = _drafts_where(query, status, language)
         with self.session() as session:
             return [
                 DraftView(**{**row._mapping, "warnings": tuple(row.warnings or ())})
                 for row in session.execute(query)
             ]
 
-    def review_queue(self) -> list[DraftView]:
-        """What waits for an editor: pending drafts, oldest first, then stale approved ones."""
+    def review_queue(self, *, language: str | None = None) -> list[DraftView]:
+        """What waits for an editor (into ``language`` only, when given): pending drafts,
+        oldest first, then stale approved ones."""
         with self.session() as session:
             pending = session.scalars(
-                select(Draft)
-                .where(Draft.status == DraftStatus.PENDING)
-                .order_by(Draft.created_at, Draft.id)
+                _drafts_where(select(Draft), DraftStatus.PENDING, language).order_by(
+                    Draft.created_at, Draft.id
+                )
             )
             stale = session.scalars(
-                select(Draft)
-                .where(Draft.status == DraftStatus.APPROVED, Draft.source_changed_at.is_not(None))
+                _drafts_where(select(Draft), DraftStatus.APPROVED, language)
+                .where(Draft.source_changed_at.is_not(None))
                 .order_by(Draft.source_changed_at, Draft.id)
             )
             views = [_draft_view(d) for d in pending]
@@ -169,23 +175,50 @@ class DraftStore(StoreBase):
             return [_event_view(event, title) for event, title in rows.all()]
 
     def published(
-        self, limit: int, *, feed_slug: str | None = None, offset: int = 0
+        self,
+        limit: int,
+        *,
+        feed_slug: str | None = None,
+        offset: int = 0,
+        language: str | None = None,
     ) -> list[DraftView]:
-        """Published copies, newest approval first."""
+        """Published copies (in ``language`` only, when given), newest approval first."""
         with self.session() as session:
-            query = select(Draft).where(IS_PUBLISHED)
-            if feed_slug is not None:
-                query = query.join(Entry).join(Feed).where(Feed.slug == feed_slug)
+            query = _published_where(select(Draft), feed_slug, language)
             query = query.order_by(Draft.published_approved_at.desc(), Draft.id.desc())
             query = query.offset(offset).limit(limit)
             return [_public_view(d) for d in session.scalars(query)]
 
-    def published_count(self, *, feed_slug: str | None = None) -> int:
+    def published_count(self, *, feed_slug: str | None = None, language: str | None = None) -> int:
         with self.session() as session:
-            query = select(func.count(Draft.id)).where(IS_PUBLISHED)
-            if feed_slug is not None:
-                query = query.join(Entry).join(Feed).where(Feed.slug == feed_slug)
+            query = _published_where(select(func.count(Draft.id)), feed_slug, language)
             return int(session.scalar(query) or 0)
+
+    def published_languages(self) -> list[str]:
+        """The target languages of what is published, each once."""
+        with self.session() as session:
+            query = select(Draft.target_language).where(IS_PUBLISHED).distinct()
+            return sorted(session.scalars(query))
+
+    def translations_published(self) -> dict[int, dict[str, int]]:
+        """By entry, its published drafts' ids by target language, for entries published
+        in more than one: the alternates each translation links to."""
+        with self.session() as session:
+            several = (
+                select(Draft.entry_id)
+                .where(IS_PUBLISHED)
+                .group_by(Draft.entry_id)
+                .having(func.count(Draft.id) > 1)
+            )
+            rows = session.execute(
+                select(Draft.entry_id, Draft.target_language, Draft.id).where(
+                    IS_PUBLISHED, Draft.entry_id.in_(several)
+                )
+            )
+            found: dict[int, dict[str, int]] = {}
+            for entry_id, language, draft_id in rows:
+                found.setdefault(entry_id, {})[language] = draft_id
+            return found
 
     def feed_slugs(self) -> dict[str, str]:
         with self.session() as session:
@@ -437,6 +470,25 @@ class DraftStore(StoreBase):
     @staticmethod
     def _draft(session: Session, draft_id: int) -> Draft:
         return row_or_missing(session, Draft, draft_id, "draft")
+
+
+def _drafts_where(query: _Query, status: DraftStatus | None, language: str | None) -> _Query:
+    if status is not None:
+        query = query.where(Draft.status == status)
+    if language is not None:
+        query = query.where(Draft.target_language == language)
+    return query
+
+
+def _published_where(query: _Query, feed_slug: str | None, language: str | None) -> _Query:
+    query = query.where(IS_PUBLISHED)
+    if feed_slug is not None:
+        query = (
+            query.join(Entry, Draft.entry_id == Entry.id).join(Feed).where(Feed.slug == feed_slug)
+        )
+    if language is not None:
+        query = query.where(Draft.target_language == language)
+    return query
 
 
 def _source_as_reviewed(entry: Entry) -> str | None:

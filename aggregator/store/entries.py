@@ -19,7 +19,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -67,7 +67,15 @@ FEEDS = table_of(Feed)
 
 # The hot path of every worker, built once: statements made per call cost more CPU than the
 # database spends running them. Values travel as parameters.
-_DRAFT_OF_ENTRY = select(DRAFTS.c.id).where(DRAFTS.c.entry_id == bindparam("this_entry"))
+_DRAFT_OF_ENTRY = select(DRAFTS.c.id).where(
+    DRAFTS.c.entry_id == bindparam("this_entry"),
+    DRAFTS.c.target_language == bindparam("language"),
+)
+_DRAFTS_OF_CLAIM = (
+    select(DRAFTS.c.entry_id, DRAFTS.c.target_language, DRAFTS.c.status)
+    .join(ENTRIES, DRAFTS.c.entry_id == ENTRIES.c.id)
+    .where(ENTRIES.c.claimed_by == bindparam("token"))
+)
 _NEW_DRAFT = insert(DRAFTS).returning(DRAFTS.c.id)
 _REDRAFT = (
     update(DRAFTS)
@@ -276,8 +284,14 @@ class EntryStore(StoreBase):
                 _TAKE, {"ids": candidates, "now": now, "lease_end": now + lease, "token": token}
             )
             rows = session.execute(_CLAIMED, {"token": token})
+            drafts: dict[int, dict[str, DraftStatus]] = {}
+            for entry_id, language, status in session.execute(_DRAFTS_OF_CLAIM, {"token": token}):
+                drafts.setdefault(entry_id, {})[language] = DraftStatus(status)
             claimed = [
-                EntryWork(**{**row._asdict(), "categories": categories_of(row.categories)})
+                EntryWork(
+                    **{**row._asdict(), "categories": categories_of(row.categories)},
+                    drafts=drafts.get(row.id, {}),
+                )
                 for row in rows
             ]
         self.claims.hold((work.id for work in claimed), token)
@@ -435,8 +449,25 @@ class EntryStore(StoreBase):
         progress: Progress | None = None,
         edit_rules: EditRules | None = None,
     ) -> int:
-        """Create the entry's draft, or refresh a pending one; one draft per entry, written
-        only by the holder of the entry's claim (else ClaimLostError, nothing written).
+        """``save_drafts`` of one draft."""
+        (draft_id,) = self.save_drafts(
+            entry_id, [content], now=now, progress=progress, edit_rules=edit_rules
+        )
+        return draft_id
+
+    def save_drafts(
+        self,
+        entry_id: int,
+        contents: Sequence[DraftContent],
+        *,
+        now: datetime,
+        progress: Progress | None = None,
+        edit_rules: EditRules | None = None,
+    ) -> list[int]:
+        """Create the entry's draft in each content's target language, or refresh a pending
+        one, all in one transaction: one draft per entry and language, written only by the
+        holder of the entry's claim (else ClaimLostError, nothing written). The ids, in
+        the order of ``contents``.
 
         A redraft puts the editor's edits back with ``edit_rules`` (``translation.kept``);
         redrafting an edited draft without them is refused, so no edit is dropped."""
@@ -445,39 +476,51 @@ class EntryStore(StoreBase):
         with self.session() as session:
             if not self._write(session, entry_id, entry_values, finish=True):
                 raise self._lost(entry_id)
-            fields = {
-                "title": content.title,
-                "body_html": content.body_html,
-                "source_language": content.source_language,
-                "target_language": content.target_language,
-                "engine": content.engine,
-                "characters": content.characters,
-                "requests": content.requests,
-                "warnings": list(content.warnings),
-                "prompt_tokens": content.prompt_tokens,
-                "completion_tokens": content.completion_tokens,
-                "cost": content.cost,
-                "headline": content.headline,
-                "status": DraftStatus.PENDING,
-                "updated_at": now,
-                "translated_at": now,
-            }
-            draft_id = session.scalar(_DRAFT_OF_ENTRY, {"this_entry": entry_id})
-            if draft_id is None:
-                new = {**fields, "entry_id": entry_id, "created_at": now, "version": 1}
-                draft_id = session.execute(_NEW_DRAFT, new).scalar_one()
-                action = "drafted"
-            else:
-                session.execute(_REDRAFT, {**fields, "this_draft": draft_id})
-                action = "redrafted"
-            event = {"draft_id": draft_id, "action": action, "actor": "aggregator", "at": now}
-            session.execute(_DRAFT_EVENT, event)
-            if action == "redrafted":
-                # In the same transaction: no moment when the draft holds machine output
-                # over an editor's edits.
-                kept.reapply_in(session, int(draft_id), now, edit_rules)
+            ids = [self._save_one(session, entry_id, c, now, edit_rules) for c in contents]
             progress.write_paid_for(session)
-            return int(draft_id)
+            return ids
+
+    @staticmethod
+    def _save_one(
+        session: Session,
+        entry_id: int,
+        content: DraftContent,
+        now: datetime,
+        edit_rules: EditRules | None,
+    ) -> int:
+        fields = {
+            "title": content.title,
+            "body_html": content.body_html,
+            "source_language": content.source_language,
+            "target_language": content.target_language,
+            "engine": content.engine,
+            "characters": content.characters,
+            "requests": content.requests,
+            "warnings": list(content.warnings),
+            "prompt_tokens": content.prompt_tokens,
+            "completion_tokens": content.completion_tokens,
+            "cost": content.cost,
+            "headline": content.headline,
+            "status": DraftStatus.PENDING,
+            "updated_at": now,
+            "translated_at": now,
+        }
+        found = {"this_entry": entry_id, "language": content.target_language}
+        draft_id = session.scalar(_DRAFT_OF_ENTRY, found)
+        if draft_id is None:
+            new = {**fields, "entry_id": entry_id, "created_at": now, "version": 1}
+            draft_id = session.execute(_NEW_DRAFT, new).scalar_one()
+            action = "drafted"
+        else:
+            session.execute(_REDRAFT, {**fields, "this_draft": draft_id})
+            action = "redrafted"
+        event = {"draft_id": draft_id, "action": action, "actor": "aggregator", "at": now}
+        session.execute(_DRAFT_EVENT, event)
+        if action == "redrafted":
+            # In the same transaction: no moment when the draft holds machine output over
+            # an editor's edits.
+            kept.reapply_in(session, int(draft_id), now, edit_rules)
+        return int(draft_id)
 
     # ------------------------------------------------------------ changed originals
 
@@ -496,6 +539,7 @@ class EntryStore(StoreBase):
                     Draft.status == DraftStatus.APPROVED,
                     Draft.source_changed_at >= since,
                 )
+                .distinct()  # one page per entry, whatever number of its drafts are approved
                 .order_by(Entry.id)
             )
             return [(entry_id, url or "") for entry_id, url in rows]

@@ -326,7 +326,7 @@ class FeedStore(StoreBase):
         if not accepted:
             return False
         entry.update_window_started_at, entry.update_count = window, count
-        draft = entry.draft
+        drafts = entry.drafts
         entry.url, entry.title, entry.author = item.url, item.title, item.author
         entry.permalink = item.permalink
         entry.categories = categories_json(item.categories)
@@ -334,11 +334,12 @@ class FeedStore(StoreBase):
         entry.source_updated_at = item.updated_at
         entry.content_hash = item.content_hash
         entry.updated_at = now
-        change = transitions.original_changed(None if draft is None else draft.status)
-        if draft is not None and change.flag_stale:
-            flag_stale(draft, now)
-        if change.entry is not None:
-            apply_move(entry, change.entry, now)
+        for draft in drafts:
+            if transitions.original_changed(draft.status).flag_stale:
+                flag_stale(draft, now)
+        move = transitions.entry_after_original_changed([draft.status for draft in drafts])
+        if move is not None:
+            apply_move(entry, move, now)
         return True
 
     def feed_health(self) -> list[FeedHealth]:

@@ -39,26 +39,23 @@ def listed_state(stage: EntryState, last_error: str | None) -> str:
     return stage.value
 
 
-_LISTING = (
-    select(
-        Entry.id,
-        Feed.name,
-        Feed.slug,
-        Entry.title,
-        Entry.url,
-        Entry.state,
-        Entry.skip_reason,
-        Entry.attempts,
-        Entry.last_error,
-        Entry.next_attempt_at,
-        Entry.published_at,
-        Entry.updated_at,
-        Entry.full_text_source,
-        Draft.id,
-    )
-    .join(Feed, Entry.feed_id == Feed.id)
-    .outerjoin(Draft, Draft.entry_id == Entry.id)
-)
+_LISTING = select(
+    Entry.id,
+    Feed.name,
+    Feed.slug,
+    Entry.title,
+    Entry.url,
+    Entry.state,
+    Entry.skip_reason,
+    Entry.attempts,
+    Entry.last_error,
+    Entry.next_attempt_at,
+    Entry.published_at,
+    Entry.updated_at,
+    Entry.full_text_source,
+    # Its first draft (one per target language of its feed): where the editor goes.
+    select(func.min(Draft.id)).where(Draft.entry_id == Entry.id).scalar_subquery(),
+).join(Feed, Entry.feed_id == Feed.id)
 
 
 def _listing(row: Any) -> EntryListing:

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 
-from sqlalchemy import Insert, Update, bindparam, func, select, update
+from sqlalchemy import Insert, Update, bindparam, func, select, true, update
 from sqlalchemy.orm import Session
 
 from aggregator.kept_edits import EditRules
@@ -308,11 +308,17 @@ class MemoryStore(StoreBase):
         )
 
     def feed_examples(
-        self, feed_id: int, *, limit: int = 6, excluding: int | None = None
+        self,
+        feed_id: int,
+        *,
+        limit: int = 6,
+        excluding: int | None = None,
+        language: str | None = None,
     ) -> list[tuple[str, str]]:
         """(original, editor's text) of the blocks and titles an editor rewrote last in the
-        feed's drafts, but those of the entry ``excluding`` (its own edits are put back
-        over its redraft anyway): how this publication wants it said, for an LLM to follow."""
+        feed's drafts (into ``language`` only, when given), but those of the entry
+        ``excluding`` (its own edits are put back over its redraft anyway): how this
+        publication wants it said, for an LLM to follow."""
         with self.session() as session:
             rows = session.execute(
                 select(DraftEdit.source, DraftEdit.text)
@@ -322,6 +328,7 @@ class MemoryStore(StoreBase):
                     Entry.feed_id == feed_id,
                     DraftEdit.kind.in_(["block", "title"]),
                     Entry.id != (excluding if excluding is not None else -1),
+                    Draft.target_language == language if language else true(),
                 )
                 .order_by(DraftEdit.updated_at.desc(), DraftEdit.id.desc())
                 .limit(limit)

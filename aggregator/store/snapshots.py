@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from aggregator.models import DraftStatus, EntryState, FeedStatus
@@ -61,6 +61,8 @@ class EntryWork:
     attempts: int
     feed_config_url: str = ""  # its feed as written in config.toml (which settings apply)
     categories: tuple[str, ...] = ()  # the feed's categories of the entry
+    # The entry's drafts when it was claimed: the status of each, by target language.
+    drafts: dict[str, DraftStatus] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -162,6 +164,8 @@ class DraftView:
     headline: str | None = None
     # The version in the feeds went out unreviewed (its feed's ``review = "auto"``).
     auto_published: bool = False
+    # The entry it translates: its drafts in the feed's other target languages share it.
+    entry_id: int = 0
     # Filled by ``get_draft`` and ``get_draft_detail`` (not by lists): the parts an editor
     # changed ("title", "block N" counting from 1, "body"), and those whose original changed.
     edited: tuple[str, ...] = ()

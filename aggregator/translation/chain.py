@@ -102,10 +102,17 @@ class GuardedEngine:
     completion_tokens: int = 0
     # Use not yet in the ledger (no budget to check): day -> [characters, requests].
     unrecorded: dict[str, list[int]] = field(default_factory=dict)
+    # What the ledger counts this use under, and its budgets apply to: each language pair
+    # has its own ("libre" into [translation] target_language, "libre:es" into Spanish).
+    pair: str = ""
 
     @property
     def name(self) -> str:
         return self.engine.name
+
+    @property
+    def account(self) -> str:
+        return f"{self.engine.name}:{self.pair}" if self.pair else self.engine.name
 
     def _account(self, ledger: UsageLedger, characters: int) -> None:
         """Reserve the characters in the ledger when there is a budget (refused: raise),
@@ -116,7 +123,7 @@ class GuardedEngine:
             counts[0] += characters
             counts[1] += 1
             return
-        if not ledger.spend(self.name, day, characters, budget=self.daily_characters):
+        if not ledger.spend(self.account, day, characters, budget=self.daily_characters):
             raise self._spent(f"{self.daily_characters:,} characters")
 
     def _today(self) -> str:
@@ -126,7 +133,8 @@ class GuardedEngine:
         moment = self.now().astimezone(UTC)
         midnight = datetime.combine(moment.date() + timedelta(days=1), datetime.min.time(), UTC)
         return BudgetExhaustedError(
-            f"{self.name}: translation paused, the daily budget of {budget} is spent; "
+            f"{self.name}{f' into {self.pair}' if self.pair else ''}: translation paused, "
+            f"the daily budget of {budget} is spent; "
             "it resumes at 00:00 UTC",
             retry_after=(midnight - moment).total_seconds(),
         )
@@ -149,7 +157,7 @@ class GuardedEngine:
             if reserved is not None and self.ledger is not None:
                 day, estimate = reserved
                 real = engine.spend(*answer.tokens) if answer else TokenSpend(0, 0)
-                self.ledger.spend_tokens(self.name, day, real - estimate, NO_BUDGET)
+                self.ledger.spend_tokens(self.account, day, real - estimate, NO_BUDGET)
         self.prompt_tokens += answer.prompt_tokens
         self.completion_tokens += answer.completion_tokens
         return answer
@@ -164,7 +172,7 @@ class GuardedEngine:
         day = self._today()
         estimate = engine.spend(engine.prompt_tokens(request), engine.max_answer_tokens(request))
         budget = engine.budget
-        if not self.ledger.spend_tokens(self.name, day, estimate, budget):
+        if not self.ledger.spend_tokens(self.account, day, estimate, budget):
             described = [f"{budget.tokens:,} tokens"] if budget.tokens else []
             if budget.cost:
                 described.append(f"{budget.cost:g} in cost (translation.llm.daily_cost)")
@@ -197,7 +205,7 @@ class EngineChain:
     def unrecorded_usage(self) -> list[UsageCount]:
         """The use of engines without a budget, for the ledger; counted once: taken here."""
         counts = [
-            (guarded.name, day, characters, requests)
+            (guarded.account, day, characters, requests)
             for guarded in self.engines
             for day, (characters, requests) in guarded.unrecorded.items()
         ]

@@ -100,6 +100,7 @@ class ApiViews:
         self.desk = desk
         self.auth = auth
         self.base_url = desk.settings.server.base_url
+        self.main_language = desk.settings.translation.target_language
         self.limit = desk.settings.review.max_body_bytes
         self.operations = self._operations()
         self._openapi = openapi_document([op for op, _ in self.operations], self.base_url)
@@ -223,17 +224,23 @@ class ApiViews:
         return reviewer
 
     def _draft(self, draft_id: int) -> dict[str, Any]:
-        return draft_json(self.desk.page(draft_id), self.base_url)
+        return draft_json(self.desk.page(draft_id), self.base_url, main_language=self.main_language)
 
     # ------------------------------------------------------------ views
 
     def list_drafts(self, call: Call) -> dict[str, Any]:
         query: DraftQuery = call.query
         status = None if query.status == "all" else DraftStatus(query.status)
-        drafts = self.desk.store.draft_summaries(status)
+        drafts = self.desk.store.draft_summaries(status, language=query.language or None)
         if query.feed:
             drafts = [d for d in drafts if query.feed in (d.feed_slug, d.feed)]
-        return page_of("drafts", drafts, query, lambda d: draft_summary_json(d, self.base_url))
+        main = self.main_language
+        return page_of(
+            "drafts",
+            drafts,
+            query,
+            lambda d: draft_summary_json(d, self.base_url, main_language=main),
+        )
 
     def get_draft(self, call: Call) -> dict[str, Any]:
         return self._draft(call.id)

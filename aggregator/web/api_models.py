@@ -84,6 +84,7 @@ class PageQuery(Query):
 class DraftQuery(PageQuery):
     status: Literal["pending", "approved", "rejected", "withdrawn", "all"] = "pending"
     feed: str = Field("", description="A feed's name or slug.")
+    language: str = Field("", description='A target language ("fr", "es"); empty: all.')
 
 
 class EventQuery(Query):
@@ -119,6 +120,7 @@ class DraftSummary(Answer):
     reviewed_by: str | None
     warnings: list[str]
     stale: bool = Field(description="Approved, and the original changed since: look again.")
+    language: str = Field(description="The draft's target language; one draft per language.")
     article_url: str | None
     published: bool = Field(
         description="A version is in the feeds (while a redraft of a published article "

@@ -6,8 +6,9 @@ Thin: the route table comes first; views live in ``public`` (cached feeds and ar
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -27,8 +28,8 @@ from aggregator.config import Settings
 from aggregator.desk.health import status_words
 from aggregator.desk.service import Desk
 from aggregator.errors import AggregatorError
-from aggregator.i18n import SOURCE_LANGUAGE, messages, ui_language
-from aggregator.publishing.publish import source_name
+from aggregator.i18n import SOURCE_LANGUAGE, language_name, messages, ui_language
+from aggregator.publishing.credit import source_name
 from aggregator.publishing.representation import Representation, request_key, send_representation
 from aggregator.publishing.websub import HubNotifier
 from aggregator.shapes import spend_words
@@ -71,6 +72,7 @@ def routes(
     api: ApiViews,
     metrics: Callable[..., Any],
     images: ImageProxy | None = None,
+    languages: Sequence[str] = (),
 ) -> list[BaseRoute]:
     desk_images = [Route(IMAGE_ROUTE, images.image)] if images is not None else []
     return [
@@ -102,6 +104,17 @@ def routes(
         # JSON API.
         *api.routes(),  # each from its operation, as /api/openapi.json describes it
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
+        # The same public resources under each target language (a feed's ``languages``).
+        *(
+            route
+            for language in languages
+            for route in (
+                Route(f"/{language}/", public.home),
+                Route(f"/{language}/feeds/published.{{format}}", public.published),
+                Route(f"/{language}/feeds/sources/{{name}}", public.source),
+                Route(f"/{language}/articles/{{id:int}}", public.article),
+            )
+        ),
     ]
 
 
@@ -120,7 +133,11 @@ def create_app(
     templates = make_templates(
         now, ui_language(settings.review.language, translation.target_language)
     )
-    public_templates = make_templates(now, ui_language("", translation.target_language))
+
+    @functools.cache
+    def public_templates(language: str) -> Environment:
+        return make_templates(now, ui_language("", language, public=True))
+
     auth = Auth(settings, store, clock=wall_clock)
     cache = PublicationCache(
         store,
@@ -157,6 +174,7 @@ def create_app(
             ApiViews(desk, auth),
             metrics_view(store),
             images,
+            languages=settings.published_languages,
         ),
         exception_handlers={
             AggregatorError: lambda request, exc: _problem(review, request, error_answer(exc)),
@@ -230,6 +248,7 @@ def make_templates(now: Callable[[], datetime], language: str = SOURCE_LANGUAGE)
         safe_url=safe_url,
         http_url=lambda url: safe_http_url(url) or "",
         desk_html=desk_html,
+        language_name=language_name,
     )
     return environment
 

@@ -24,16 +24,10 @@ from starlette.responses import PlainTextResponse, Response
 
 from aggregator.config import Settings
 from aggregator.extraction.extract import sanitize
+from aggregator.languages import article_path, language_prefix
+from aggregator.publishing.credit import credit_html, public_date, source_label, words_for
 from aggregator.publishing.directory import Page, PublicationDirectory
-from aggregator.publishing.publish import (
-    FORMATS,
-    Channel,
-    atom_feed,
-    credit_html,
-    french_date,
-    source_label,
-    summary_text,
-)
+from aggregator.publishing.publish import FORMATS, Channel, atom_feed, summary_text
 from aggregator.publishing.representation import Representation, answer_to
 from aggregator.store import Store
 from aggregator.store.snapshots import DraftView, PublicationStamp
@@ -146,47 +140,80 @@ class PublicationCache:
 
 
 class PublicationRenderer:
-    """Every public resource of one publication, as pages to write and serve."""
+    """Every public resource of one publication, as pages to write and serve.
 
-    def __init__(self, settings: Settings, store: Store, templates: Environment) -> None:
+    Each target language has its feeds, home page and article pages under ``/{language}/``;
+    the main one ([translation] target_language) also at the root paths, which existing
+    subscribers follow, and its articles only there (``/articles/{id}``)."""
+
+    def __init__(
+        self, settings: Settings, store: Store, templates: Callable[[str], Environment]
+    ) -> None:
         self.settings = settings
         self.store = store
-        self.templates = templates
+        self.templates = templates  # by language
         self.max_age = int(settings.publish.max_age)
+        self.main = settings.translation.target_language
 
     def __call__(self, stamp: PublicationStamp) -> Iterator[Page]:
         slugs = self.store.feed_slugs()
-        for fmt in FORMATS:
-            yield from self._feed(f"/feeds/published.{fmt}", fmt, None, slugs)
-            for slug in slugs:
-                yield from self._feed(f"/feeds/sources/{slug}.{fmt}", fmt, slug, slugs)
-        yield from self._home(slugs)
+        languages = list(
+            dict.fromkeys((*self.settings.published_languages, *self.store.published_languages()))
+        )
+        translations = self.store.translations_published()
+        several = len(languages) > 1
+        for language in languages:
+            prefixes = [f"/{language}"] if several or language != self.main else []
+            if language == self.main:
+                prefixes.insert(0, "")
+            for prefix in prefixes:
+                for fmt in FORMATS:
+                    path = f"{prefix}/feeds/published.{fmt}"
+                    yield from self._feed(path, fmt, None, slugs, language, translations)
+                    for slug in slugs:
+                        path = f"{prefix}/feeds/sources/{slug}.{fmt}"
+                        yield from self._feed(path, fmt, slug, slugs, language, translations)
+                yield from self._home(slugs, language, prefix, languages)
         total = self.store.published_count()
         for draft in self.store.published(total):
-            yield self._article(draft)
+            yield self._article(draft, translations)
         for draft in self.store.list_drafts():
             if not draft.published and draft.withdrawn_at is not None:
                 yield self._withdrawn(draft)
 
-    def _feed(self, path: str, fmt: str, slug: str | None, slugs: dict[str, str]) -> Iterator[Page]:
-        """Every page of a published feed (all sources, or the one named by ``slug``)."""
+    def _feed(
+        self,
+        path: str,
+        fmt: str,
+        slug: str | None,
+        slugs: dict[str, str],
+        language: str,
+        translations: dict[int, dict[str, int]],
+    ) -> Iterator[Page]:
+        """Every page of a published feed in ``language`` (all sources, or ``slug``'s)."""
         size = self.settings.publish.max_entries
         title = self.settings.server.title
         if slug is not None:
             feed_title = self.store.feed_title_by_slug(slug) or ""
             title = f"{title} — {source_label(slugs[slug], feed_title)}"
-        last_page = max(1, math.ceil(self.store.published_count(feed_slug=slug) / size))
+        count = self.store.published_count(feed_slug=slug, language=language)
+        last_page = max(1, math.ceil(count / size))
         media_type, render = FORMATS[fmt]
         for page in range(1, last_page + 1):
-            drafts = self.store.published(size, feed_slug=slug, offset=(page - 1) * size)
+            drafts = self.store.published(
+                size, feed_slug=slug, offset=(page - 1) * size, language=language
+            )
             channel = Channel(
                 self.settings.server.base_url,
                 path,
                 title,
-                subtitle="Newsletters anglaises traduites en français, avec leur source",
+                language=language,
+                subtitle=words_for(language).subtitle,
                 hub_url=self.settings.publish.hub_url or None,
                 page=page,
                 last_page=last_page,
+                main_language=self.main,
+                translations=translations,
             )
             yield Page(
                 page_key(path, page),
@@ -195,17 +222,19 @@ class PublicationRenderer:
                 self.max_age,
             )
 
-    def _home(self, slugs: dict[str, str]) -> Iterator[Page]:
-        """The public French home page: what is published, newest first, paged."""
+    def _home(
+        self, slugs: dict[str, str], language: str, prefix: str, languages: list[str]
+    ) -> Iterator[Page]:
+        """The public home page of one language: what is published, newest first, paged."""
         size = self.settings.publish.home_page_size
-        last_page = max(1, math.ceil(self.store.published_count() / size))
+        last_page = max(1, math.ceil(self.store.published_count(language=language) / size))
         title = self.settings.server.title
         feeds = [
             {
                 "type": media_type,
                 "title": f"{title} ({label})",
                 "label": label,
-                "href": f"/feeds/published.{fmt}",
+                "href": f"{prefix}/feeds/published.{fmt}",
                 "main": True,
             }
             for fmt, media_type, label in HOME_FEEDS
@@ -213,50 +242,91 @@ class PublicationRenderer:
         # One Atom feed per source that has something published, for readers who follow
         # one newsletter only.
         for slug, name in sorted(slugs.items(), key=lambda item: item[1]):
-            if self.store.published_count(feed_slug=slug):
+            if self.store.published_count(feed_slug=slug, language=language):
                 source_title = self.store.feed_title_by_slug(slug) or name
                 feeds.append(
                     {
                         "type": "application/atom+xml",
                         "title": f"{title} — {source_title}",
                         "label": source_title,
-                        "href": f"/feeds/sources/{slug}.atom",
+                        "href": f"{prefix}/feeds/sources/{slug}.atom",
                         "main": False,
                     }
                 )
+        others = [
+            (other, f"{language_prefix(other, self.main)}/")
+            for other in languages
+            if other != language
+        ]
+        base = f"{prefix}/"
         for page in range(1, last_page + 1):
-            drafts = self.store.published(size, offset=(page - 1) * size)
-            html = self.templates.get_template("home.html").render(
-                site_title=title,
-                articles=[(draft, summary_text(draft)) for draft in drafts],
-                page=page,
-                last_page=last_page,
-                feeds=feeds,
-                page_url=lambda number: "/" if number == 1 else f"/?page={number}",
-                french_date=french_date,
+            drafts = self.store.published(size, offset=(page - 1) * size, language=language)
+            html = (
+                self.templates(language)
+                .get_template("home.html")
+                .render(
+                    site_title=title,
+                    articles=[(draft, summary_text(draft)) for draft in drafts],
+                    page=page,
+                    last_page=last_page,
+                    feeds=feeds,
+                    page_url=lambda number: base if number == 1 else f"{base}?page={number}",
+                    public_date=lambda moment: public_date(moment, language),
+                    language=language,
+                    prefix=language_prefix(language, self.main),
+                    other_languages=others,
+                    tagline=words_for(language).subtitle,
+                )
             )
             yield Page(
-                page_key("/", page), html.encode("utf-8"), HTML, self.max_age, extra=PAGE_HEADERS
+                page_key(base, page), html.encode("utf-8"), HTML, self.max_age, extra=PAGE_HEADERS
             )
 
-    def _article(self, draft: DraftView) -> Page:
-        page = self.templates.get_template("article.html").render(
-            draft=draft,
-            body=sanitize(draft.body_html),
-            credit=credit_html(draft),
-            site_title=self.settings.server.title,
+    def _article(self, draft: DraftView, translations: dict[int, dict[str, int]]) -> Page:
+        language = draft.target_language
+        channel = Channel(
+            self.settings.server.base_url, "", "", main_language=self.main,
+            translations=translations,
+        )  # fmt: skip
+        page = (
+            self.templates(language)
+            .get_template("article.html")
+            .render(
+                draft=draft,
+                body=sanitize(draft.body_html),
+                credit=credit_html(draft),
+                site_title=self.settings.server.title,
+                language=language,
+                prefix=language_prefix(language, self.main),
+                alternates=[
+                    (other, url.removeprefix(channel.root))
+                    for other, url in channel.alternates(draft)
+                ],
+            )
         )
         return Page(
-            f"/articles/{draft.id}", page.encode("utf-8"), HTML, self.max_age, extra=PAGE_HEADERS
+            article_path(draft.id, language, self.main),
+            page.encode("utf-8"),
+            HTML,
+            self.max_age,
+            extra=PAGE_HEADERS,
         )
 
     def _withdrawn(self, draft: DraftView) -> Page:
         """410 Gone: the article was published here, then withdrawn by an editor."""
-        page = self.templates.get_template("withdrawn.html").render(
-            draft=draft, site_title=self.settings.server.title
+        language = draft.target_language
+        page = (
+            self.templates(language)
+            .get_template("withdrawn.html")
+            .render(
+                draft=draft,
+                site_title=self.settings.server.title,
+                language=language,
+                prefix=language_prefix(language, self.main),
+            )
         )
         return Page(
-            f"/articles/{draft.id}",
+            article_path(draft.id, language, self.main),
             page.encode("utf-8"),
             HTML,
             NOT_FOUND_MAX_AGE,
@@ -282,22 +352,24 @@ class PublicViews:
         return PlainTextResponse("database unreachable\n", status_code=503)
 
     async def published(self, request: Request) -> Response:
-        fmt = request.path_params["format"]
+        fmt, prefix = request.path_params["format"], _prefix(request)
         if fmt not in FORMATS:
             return _not_found("no such feed: the published feed is .atom, .rss or .json")
-        return await self._paged(request, f"/feeds/published.{fmt}")
+        return await self._paged(request, f"{prefix}/feeds/published.{fmt}", "such feed")
 
     async def source(self, request: Request) -> Response:
         slug, _, fmt = request.path_params["name"].rpartition(".")
         if fmt not in FORMATS or not slug:
             return _not_found("no such feed: a source's feed is /feeds/sources/SLUG.atom")
         return await self._paged(
-            request, f"/feeds/sources/{slug}.{fmt}", f"source feed called {slug!r}"
+            request,
+            f"{_prefix(request)}/feeds/sources/{slug}.{fmt}",
+            f"source feed called {slug!r}",
         )
 
     async def home(self, request: Request) -> Response:
-        """The public French home page: what is published, newest first, paged."""
-        return await self._paged(request, "/")
+        """The public home page (of a language): what is published, newest first, paged."""
+        return await self._paged(request, f"{_prefix(request)}/", "such page")
 
     async def _paged(self, request: Request, path: str, what: str = "") -> Response:
         """One page of a paged resource: a feed (all sources, or one) or the home page."""
@@ -365,6 +437,13 @@ class PublicViews:
                 "Cache-Control": "private, no-store",
             },
         )
+
+
+def _prefix(request: Request) -> str:
+    """``/es`` for a request under a language's paths (``/es/``, ``/es/feeds/…``), "" for
+    the root ones."""
+    path = request.url.path
+    return path.partition("/feeds/")[0] if "/feeds/" in path else path.rstrip("/")
 
 
 def page_key(path: str, page: int) -> str:

@@ -178,12 +178,18 @@ class ReviewViews:
         reviewer = session_reviewer(self.auth, request)
         if reviewer is None:
             return self.login_page(request, 401, self.words.gettext("Log in to review the drafts."))
+        # ?language=es: only the drafts into that language (a feed's ``languages``).
+        languages = self.desk.settings.published_languages
+        language = request.query_params.get("language", "")
+        chosen = language if language in languages else None
         return self.render(
             "review/queue.html",
             request,
             reviewer,
-            drafts=self.desk.store.review_queue(),
+            drafts=self.desk.store.review_queue(language=chosen),
             counts=self.desk.store.draft_counts(),
+            languages=languages if len(languages) > 1 else (),
+            chosen_language=chosen,
         )
 
     def draft(self, request: Request) -> Response:

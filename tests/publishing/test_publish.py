@@ -21,11 +21,11 @@ from feedcheck import CHECKS, atom_problems, json_feed_problems, rss_problems
 from lxml import etree
 
 from aggregator.models import DraftStatus
+from aggregator.publishing.credit import credit_html
 from aggregator.publishing.publish import (
     FORMATS,
     Channel,
     atom_feed,
-    credit_html,
     json_feed,
     rss_feed,
 )

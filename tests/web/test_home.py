@@ -16,7 +16,7 @@ import lxml.html
 from newsroom import COURTS_TITLE, HOSTILE_TITLE_START, MUSK_TITLE, TOKENS, Newsroom
 
 from aggregator import config as config_module
-from aggregator.publishing.publish import french_date
+from aggregator.publishing.credit import french_date
 from aggregator.web.app import create_app
 from aggregator.web.public import ARTICLE_POLICY
 

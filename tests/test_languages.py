@@ -1,0 +1,288 @@
+"""A newsletter translated into two languages (``[[feeds]] languages = ["fr", "es"]``),
+through the real pipeline: one draft per language, each reviewed and published on its own,
+feeds and pages per language linked to each other with ``hreflang``, read by newsboat and
+the ``reader`` library; and what ``check-config`` says of a language it does not know.
+
+The feed is generated here (plain English sentences whose words the local LibreTranslate
+server's English -> French and English -> Spanish tables know); the server is
+``servers.LibreTranslateServer``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import urllib.request
+from pathlib import Path
+
+import lxml.html
+import pytest
+from conftest import WriteConfig, aggregator_process, run_cli, run_cli_json
+from feedcheck import atom_problems, json_feed_problems, rss_problems, served_problems
+from lxml import etree
+from reader import make_reader
+from servers import LibreTranslateServer, UpstreamServer
+from upstream_paths import REVIEW
+
+ATOM = "{http://www.w3.org/2005/Atom}"
+XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
+NEWSBOAT = shutil.which("newsboat")
+STRICT = os.environ.get("AGGREGATOR_TEST_STRICT") == "1"
+TWO_LANGUAGES = '[defaults]\nlanguages = ["fr", "es"]'
+
+
+def _feed(upstream: UpstreamServer, count: int) -> str:
+    items = "".join(
+        f"<item><title>The market in issue {n}</title><link>{upstream.url(f'/issue-{n}')}</link>"
+        f"<guid>issue-{n}</guid><dc:creator>Ana Town</dc:creator>"
+        f"<content:encoded><![CDATA[{_article(n)}]]></content:encoded></item>"
+        for n in range(1, count + 1)
+    )
+    return (
+        '<?xml version="1.0"?><rss version="2.0" '
+        'xmlns:content="http://purl.org/rss/1.0/modules/content/" '
+        'xmlns:dc="http://purl.org/dc/elements/1.1/">'
+        f"<channel><title>Town Weekly</title><link>{upstream.base_url}/</link>"
+        f"<description>d</description>{items}</channel></rss>"
+    )
+
+
+def _article(number: int) -> str:
+    subjects = ("The harbour", "Our town", "The old bridge", "The market", "The school")
+    return "".join(
+        f"<p>{subject} changed a lot in issue {number}: people walked there every morning, "
+        f"talked about the weather, the boats and the price of bread, and went home "
+        f"happy before the rain came back in the evening for paragraph {i}.</p>"
+        for i, subject in enumerate(subjects * 2)
+    )
+
+
+@pytest.fixture
+def two_languages(
+    tmp_path: Path,
+    write_config: WriteConfig,
+    upstream: UpstreamServer,
+    libretranslate: LibreTranslateServer,
+) -> Path:
+    (tmp_path / "review-password").write_text("secret-password\n", encoding="utf-8")
+    (tmp_path / "api-tokens").write_text("", encoding="utf-8")
+    upstream.add("/feed.xml", _feed(upstream, 2), content_type="application/rss+xml")
+    path = write_config(
+        [{"url": upstream.url("/feed.xml"), "name": "Town Weekly", "full_text": "feed"}],
+        extra=f"{REVIEW}\n{TWO_LANGUAGES}",
+    )
+    run_cli(path, "poll")
+    return path
+
+
+def _drafts(path: Path, *args: str) -> list[dict[str, object]]:
+    drafts = run_cli_json(path, "drafts", "list", "--json", *args)
+    assert isinstance(drafts, list)
+    return drafts
+
+
+def test_each_language_gets_its_own_draft_reviewed_on_its_own(
+    two_languages: Path, libretranslate: LibreTranslateServer
+) -> None:
+    drafts = _drafts(two_languages)
+    assert sorted(d["language"] for d in drafts) == ["es", "es", "fr", "fr"]
+    spanish = _drafts(two_languages, "--language", "es")
+    assert {d["language"] for d in spanish} == {"es"} and len(spanish) == 2
+    titles = {d["language"]: d["title"] for d in drafts if "1" in str(d["original_title"])}
+    assert titles == {"fr": "Le market dans issue 1", "es": "El mercado en número 1"}
+    # Approving the Spanish one leaves the French one waiting for its own review.
+    one = next(d for d in spanish if "1" in str(d["original_title"]))
+    run_cli(two_languages, "drafts", "approve", str(one["id"]))
+    statuses = {
+        (d["language"], d["id"]): d["status"] for d in _drafts(two_languages, "--status", "all")
+    }
+    assert statuses[("es", one["id"])] == "approved"
+    assert sorted(s for (lang, _), s in statuses.items() if lang == "fr") == ["pending", "pending"]
+    shown = run_cli_json(two_languages, "drafts", "show", str(one["id"]), "--json")
+    assert isinstance(shown, dict)
+    assert shown["target_language"] == "es"
+    assert (
+        "Fuente: " in shown["credit_html"]
+        and "artículo original de Ana Town" in shown["credit_html"]
+    )
+    assert shown["article_url"].endswith(f"/es/articles/{one['id']}")
+    # Each target was asked of the engine: two languages, one request set each.
+    assert {"fr", "es"} <= set(libretranslate.targets)
+
+
+def test_two_languages_publish_two_feeds_linked_by_hreflang(
+    two_languages: Path, tmp_path: Path
+) -> None:
+    drafts = _drafts(two_languages)
+    run_cli(two_languages, "drafts", "approve", *(str(d["id"]) for d in drafts))
+    by_language = {
+        lang: {d["original_title"]: d["id"] for d in drafts if d["language"] == lang}
+        for lang in ("fr", "es")
+    }
+    config = (two_languages).read_text(encoding="utf-8")
+    base_url = next(
+        line.split('"')[1] for line in config.splitlines() if line.startswith("base_url")
+    )
+    with aggregator_process(two_languages, base_url, "serve"):
+        fetched = {
+            path: _get(base_url + path)
+            for path in (
+                "/feeds/published.atom", "/es/feeds/published.atom", "/fr/feeds/published.atom",
+                "/es/feeds/published.rss", "/es/feeds/published.json", "/es/", "/",
+            )
+        }  # fmt: skip
+        for lang, ids in by_language.items():
+            for draft_id in ids.values():
+                prefix = "" if lang == "fr" else "/es"
+                fetched[f"{prefix}/articles/{draft_id}"] = _get(
+                    f"{base_url}{prefix}/articles/{draft_id}"
+                )
+        readers = _read_with_reader(
+            [f"{base_url}/feeds/published.atom", f"{base_url}/es/feeds/published.atom"],
+            tmp_path / "reader.sqlite",
+        )
+        newsboat = {
+            path: _read_with_newsboat(base_url + path, tmp_path / path.strip("/").replace("/", "-"))
+            for path in ("/feeds/published.atom", "/es/feeds/published.atom")
+        }
+
+    # Every feed of both languages is validator-clean.
+    for path, (content_type, body) in fetched.items():
+        fmt = path.rsplit(".", 1)[-1]
+        if fmt in ("atom", "rss", "json"):
+            check = {"atom": atom_problems, "rss": rss_problems, "json": json_feed_problems}[fmt]
+            assert check(body, base_url + path) == [], path
+            assert served_problems(fmt, content_type, body) == [], path
+
+    french = etree.fromstring(fetched["/feeds/published.atom"][1])
+    spanish = etree.fromstring(fetched["/es/feeds/published.atom"][1])
+    assert french.get(XML_LANG) == "fr" and spanish.get(XML_LANG) == "es"
+    assert {e.get(XML_LANG) for e in french.iter(f"{ATOM}entry")} == {"fr"}
+    assert {e.get(XML_LANG) for e in spanish.iter(f"{ATOM}entry")} == {"es"}
+    assert len(list(spanish.iter(f"{ATOM}entry"))) == 2
+    # Each entry links to itself and to its translation, each link naming its language.
+    for entry in spanish.iter(f"{ATOM}entry"):
+        links = {
+            link.get("hreflang"): link.get("href")
+            for link in entry.findall(f"{ATOM}link")
+            if link.get("rel") == "alternate"
+        }
+        es_id = int(links["es"].rsplit("/", 1)[1])
+        original = next(t for t, i in by_language["es"].items() if i == es_id)
+        assert links == {
+            "es": f"{base_url}/es/articles/{es_id}",
+            "fr": f"{base_url}/articles/{by_language['fr'][original]}",
+        }
+    # /fr/ is the French feed again, under its own self link.
+    fr_again = etree.fromstring(fetched["/fr/feeds/published.atom"][1])
+    assert [e.findtext(f"{ATOM}title") for e in fr_again.iter(f"{ATOM}entry")] == [
+        e.findtext(f"{ATOM}title") for e in french.iter(f"{ATOM}entry")
+    ]
+
+    # The Spanish page speaks Spanish, credits in Spanish and links to the French one.
+    es_id = by_language["es"]["The market in issue 1"]
+    fr_id = by_language["fr"]["The market in issue 1"]
+    page = lxml.html.fromstring(fetched[f"/es/articles/{es_id}"][1])
+    assert page.get("lang") == "es"
+    assert page.findtext(".//h1") == "El mercado en número 1"
+    alternates = {
+        link.get("hreflang"): link.get("href")
+        for link in page.iter("link")
+        if link.get("rel") == "alternate" and link.get("hreflang")
+    }
+    assert alternates == {"fr": f"/articles/{fr_id}"}
+    assert "Fuente: " in page.find_class("credit")[0].text_content()
+    french_page = lxml.html.fromstring(fetched[f"/articles/{fr_id}"][1])
+    assert french_page.get("lang") == "fr"
+    assert "Source : " in french_page.find_class("credit")[0].text_content()
+    assert {
+        link.get("hreflang"): link.get("href")
+        for link in french_page.iter("link")
+        if link.get("rel") == "alternate" and link.get("hreflang")
+    } == {"es": f"/es/articles/{es_id}"}
+    home = lxml.html.fromstring(fetched["/es/"][1])
+    assert home.get("lang") == "es"
+    assert {a.get("href") for a in home.cssselect("h2 a")} == {
+        f"/es/articles/{i}" for i in by_language["es"].values()
+    }
+
+    # Feed readers read both languages.
+    assert (
+        readers["/feeds/published.atom"]
+        == {title for title in readers["/feeds/published.atom"] if title.startswith("Le market")}
+        and len(readers["/feeds/published.atom"]) == 2
+    )
+    assert readers["/es/feeds/published.atom"] == {
+        "El mercado en número 1", "El mercado en número 2"
+    }  # fmt: skip
+    if NEWSBOAT is not None:
+        assert newsboat["/es/feeds/published.atom"] == readers["/es/feeds/published.atom"]
+        assert newsboat["/feeds/published.atom"] == readers["/feeds/published.atom"]
+
+
+def _get(url: str) -> tuple[str, bytes]:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.headers["Content-Type"], response.read()
+
+
+def _read_with_reader(urls: list[str], database: Path) -> dict[str, set[str]]:
+    reader = make_reader(str(database))
+    try:
+        for url in urls:
+            reader.add_feed(url)
+        reader.update_feeds()
+        for url in urls:
+            assert reader.get_feed(url).last_exception is None, url
+        seen: dict[str, set[str]] = {}
+        for entry in reader.get_entries():
+            path = "/" + entry.feed_url.split("/", 3)[3]
+            seen.setdefault(path, set()).add(entry.title or "")
+        return seen
+    finally:
+        reader.close()
+
+
+def _read_with_newsboat(url: str, tmp_path: Path) -> set[str] | None:
+    if NEWSBOAT is None:
+        if STRICT:
+            pytest.fail("newsboat is missing; AGGREGATOR_TEST_STRICT=1 requires it")
+        return None
+    from publishing.test_feed_readers import newsboat_reads
+
+    tmp_path.mkdir()
+    title, items = newsboat_reads(url, tmp_path / "newsboat")
+    assert title == "Newsletters en français"
+    return {item[0] for item in items}
+
+
+@pytest.mark.parametrize(
+    ("languages", "expected"),
+    [
+        ('["fr", "xx"]', "'feeds[0].languages[1]' must be a language code"),
+        ('["fr", "fr"]', "'feeds[0].languages[1]': 'fr' is listed twice"),
+        ('["en"]', "'feeds[0].languages[0]': 'en' is a language the articles are translated"),
+    ],
+)
+def test_check_config_names_the_feed_and_the_language_it_does_not_take(
+    tmp_path: Path, languages: str, expected: str
+) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f'[[feeds]]\nurl = "https://news.example/feed"\nlanguages = {languages}\n',
+        encoding="utf-8",
+    )
+    result = run_cli(path, "check-config", check=False)
+    assert result.returncode == 1, result.stdout
+    assert expected in result.stderr and str(path) in result.stderr
+
+
+def test_check_config_takes_a_glossary_per_language(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        '[translation.glossaries.es]\nforce = { "newsletter" = "boletín" }\n'
+        '[translation.glossaries.xx]\nkeep = ["Ghost"]\n',
+        encoding="utf-8",
+    )
+    result = run_cli(path, "check-config", check=False)
+    assert result.returncode == 1
+    assert "'translation.glossaries.xx' must be a language code" in result.stderr
