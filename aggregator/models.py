@@ -202,6 +202,9 @@ class Draft(Base):
     # The version in the feeds went out unreviewed (its feed's ``review = "auto"``): its
     # credit line says so, and the desk shows it until an editor approves a version.
     auto_published: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Translate this draft again when its entry is next processed: an editor asked, or its
+    # original changed before review. The entry's other drafts (other languages) are left.
+    redraft_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     entry: Mapped[Entry] = relationship(back_populates="drafts")
     events: Mapped[list[DraftEvent]] = relationship(

@@ -89,13 +89,14 @@ def entry_after_original_changed(statuses: Sequence[DraftStatus]) -> EntryMove |
     return None
 
 
-def languages_to_draft(wanted: Sequence[str], drafts: Mapping[str, DraftStatus]) -> tuple[str, ...]:
+def languages_to_draft(
+    wanted: Sequence[str], drafts: Mapping[str, DraftStatus | None]
+) -> tuple[str, ...]:
     """Of the target languages an entry's feed wants, those to (re)draft now: the ones with
-    no draft yet or a pending one. A reviewed draft (approved, rejected, withdrawn) is the
-    editor's; it is redrafted only when an editor asks, which makes it pending again."""
-    return tuple(
-        language for language in wanted if drafts.get(language) in (None, DraftStatus.PENDING)
-    )
+    no draft yet, or whose draft was sent back (None: an editor asked for a retranslation,
+    or its original changed before review). Any other draft is left as it is: translating
+    one language again never touches the others."""
+    return tuple(language for language in wanted if drafts.get(language) is None)
 
 
 def retry(entry_id: int, state: EntryState) -> EntryMove:

@@ -11,8 +11,10 @@ server's English -> French and English -> Spanish tables know); the server is
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import urllib.request
+import warnings
 from pathlib import Path
 
 import lxml.html
@@ -20,9 +22,18 @@ import pytest
 from conftest import WriteConfig, aggregator_process, run_cli, run_cli_json
 from feedcheck import atom_problems, json_feed_problems, rss_problems, served_problems
 from lxml import etree
+from newsroom import log_in
 from reader import make_reader
 from servers import LibreTranslateServer, UpstreamServer
 from upstream_paths import REVIEW
+
+from aggregator import config
+from aggregator.store import Store
+from aggregator.web.app import create_app
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
@@ -286,3 +297,80 @@ def test_check_config_takes_a_glossary_per_language(tmp_path: Path) -> None:
     result = run_cli(path, "check-config", check=False)
     assert result.returncode == 1
     assert "'translation.glossaries.xx' must be a language code" in result.stderr
+
+
+def test_memory_glossary_and_budget_are_per_language_pair(
+    tmp_path: Path,
+    write_config: WriteConfig,
+    upstream: UpstreamServer,
+    libretranslate: LibreTranslateServer,
+) -> None:
+    upstream.add("/feed.xml", _feed(upstream, 1), content_type="application/rss+xml")
+    path = write_config(
+        [{"url": upstream.url("/feed.xml"), "name": "Town Weekly", "full_text": "feed"}],
+        extra="daily_characters = 100000\n"
+        '[translation.glossaries.es]\nforce = { "market" = "mercadillo" }\n'
+        f"{TWO_LANGUAGES}",
+    )
+    run_cli(path, "poll")
+    titles = {d["language"]: d["title"] for d in _drafts(path)}
+    # The Spanish pair's glossary applies to the Spanish draft only.
+    assert titles == {"fr": "Le market dans issue 1", "es": "El mercadillo en número 1"}
+    # Each pair's use is counted, and budgeted, on its own.
+    status = run_cli(path, "status").stdout
+    sent = libretranslate.characters
+    budgets = re.findall(r"budget :\s+(libre(?::es)?) : ([\d\s]+) caractères sur", status)
+    per_language = {account: int(re.sub(r"\s", "", used)) for account, used in budgets}
+    assert set(per_language) == {"libre", "libre:es"}, status
+    assert sum(per_language.values()) == sent and min(per_language.values()) > 0, status
+    # Retranslating the Spanish draft of an unchanged article asks the engine nothing:
+    # its blocks are in the en -> es pair's memory (and the French ones are not used).
+    asked = len(libretranslate.targets)
+    spanish = [str(d["id"]) for d in _drafts(path) if d["language"] == "es"]
+    run_cli(path, "drafts", "retranslate", *spanish)
+    run_cli(path, "poll")
+    assert libretranslate.targets[asked:] == []
+    assert {d["language"]: d["title"] for d in _drafts(path)} == titles
+
+
+def test_the_desk_queue_filters_by_language(two_languages: Path) -> None:
+    settings = config.load(two_languages)
+    store = Store.from_settings(settings)
+    try:
+        client = TestClient(
+            create_app(settings, store), base_url=settings.server.base_url, follow_redirects=False
+        )
+        log_in(client, password="secret-password")
+        everything = lxml.html.fromstring(client.get("/review/").text)
+        spanish = lxml.html.fromstring(client.get("/review/?language=es").text)
+    finally:
+        store.close()
+    badges = [b.text_content() for b in everything.find_class("language")]
+    assert sorted(badges) == ["es", "es", "fr", "fr"]
+    rows = spanish.find_class("queue-row")
+    assert len(rows) == 2
+    assert [b.text_content() for b in spanish.find_class("language")] == ["es", "es"]
+    current = spanish.cssselect('nav.language-filter a[aria-current="page"]')
+    assert [a.get("href") for a in current] == ["/review/?language=es"]
+
+
+def test_a_changed_original_redrafts_the_unreviewed_translation_only(
+    two_languages: Path, upstream: UpstreamServer
+) -> None:
+    first = {d["language"]: d for d in _drafts(two_languages) if "1" in str(d["original_title"])}
+    run_cli(two_languages, "drafts", "approve", str(first["fr"]["id"]))
+    changed = _feed(upstream, 2).replace("for paragraph 0.", "for paragraph 0, once more.", 1)
+    upstream.add("/feed.xml", changed, content_type="application/rss+xml")
+    run_cli(two_languages, "poll")
+    after = {
+        d["language"]: d
+        for d in _drafts(two_languages, "--status", "all")
+        if "1" in str(d["original_title"])
+    }
+    # The French translation stays published as reviewed, flagged for the editor.
+    assert after["fr"]["status"] == "approved" and after["fr"]["stale"] is True
+    assert after["fr"]["version"] == first["fr"]["version"] + 1  # approved, nothing more
+    # The Spanish one was not reviewed yet: it follows the new original.
+    assert after["es"]["status"] == "pending" and after["es"]["version"] > first["es"]["version"]
+    shown = run_cli_json(two_languages, "drafts", "show", str(after["es"]["id"]), "--json")
+    assert isinstance(shown, dict) and "para párrafo 0, once más." in shown["body_html"]

@@ -35,6 +35,41 @@ def test_a_changed_original(
     assert (change.entry, change.flag_stale) == (entry, stale)
 
 
+A, P, R = DraftStatus.APPROVED, DraftStatus.PENDING, DraftStatus.REJECTED
+
+
+@pytest.mark.parametrize(
+    ("drafts", "entry"),
+    [
+        ((), REQUEUED),  # no draft yet
+        ((A, A), None),  # every translation reviewed: each is flagged, the entry stays
+        ((A, P), REQUEUED),  # one not reviewed yet: it is redrafted (the other stays)
+        ((R, A), None),
+        ((R, P), REQUEUED),
+    ],
+)
+def test_a_changed_original_with_one_draft_per_language(
+    drafts: tuple[DraftStatus, ...], entry: EntryMove | None
+) -> None:
+    assert transitions.entry_after_original_changed(drafts) == entry
+
+
+@pytest.mark.parametrize(
+    ("drafts", "expected"),
+    [
+        ({}, ("fr", "es")),  # new: every language
+        ({"fr": A}, ("es",)),  # a language added to the feed, or one that failed
+        ({"fr": A, "es": P}, ()),  # drafted: nothing to do until someone sends one back
+        ({"fr": None, "es": P}, ("fr",)),  # sent back: that one only, never its sibling
+        ({"fr": R, "es": None}, ("es",)),
+    ],
+)
+def test_which_languages_an_entry_is_drafted_in(
+    drafts: dict[str, DraftStatus | None], expected: tuple[str, ...]
+) -> None:
+    assert transitions.languages_to_draft(("fr", "es"), drafts) == expected
+
+
 @pytest.mark.parametrize(
     ("outcome", "state", "clears_error"),
     [

@@ -126,17 +126,19 @@ def _print_budgets(
 ) -> None:
     """Each engine's daily character budget, and whether translation is paused by it."""
     translation = settings.translation
+    # Each language pair has its own budget, counted as "libre", "libre:es"…
+    others = [lang for lang in settings.published_languages if lang != translation.target_language]
     for name in (translation.engine, *translation.fallback):
         budget = translation.engine_settings(name).daily_characters
-        if budget:
-            spent = overview.engines_today.get(name)
+        for account in (name, *(f"{name}:{lang}" for lang in others)) if budget else ():
+            spent = overview.engines_today.get(account)
             used = spent.characters if spent else 0
             click.echo(
                 words.ngettext(
                     "budget:  %(engine)s: %(used)s of %(budget)s character spent today (UTC)",
                     "budget:  %(engine)s: %(used)s of %(budget)s characters spent today (UTC)",
                     used,
-                    engine=name,
+                    engine=account,
                     used=words.number(used),
                     budget=words.number(budget),
                 )

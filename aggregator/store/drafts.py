@@ -442,6 +442,7 @@ class DraftStore(StoreBase):
             draft.approved_at = None
             draft.updated_at = now
             draft.source_changed_at = None
+            draft.redraft_requested = True  # this one: the entry's other languages stay
             apply_move(entry, move, now)
             detail = "the changed original is taken again" if stale else None
             _audit(session, draft, "retranslate", actor, now, detail)

@@ -72,7 +72,12 @@ _DRAFT_OF_ENTRY = select(DRAFTS.c.id).where(
     DRAFTS.c.target_language == bindparam("language"),
 )
 _DRAFTS_OF_CLAIM = (
-    select(DRAFTS.c.entry_id, DRAFTS.c.target_language, DRAFTS.c.status)
+    select(
+        DRAFTS.c.entry_id,
+        DRAFTS.c.target_language,
+        DRAFTS.c.status,
+        DRAFTS.c.redraft_requested,
+    )
     .join(ENTRIES, DRAFTS.c.entry_id == ENTRIES.c.id)
     .where(ENTRIES.c.claimed_by == bindparam("token"))
 )
@@ -284,9 +289,12 @@ class EntryStore(StoreBase):
                 _TAKE, {"ids": candidates, "now": now, "lease_end": now + lease, "token": token}
             )
             rows = session.execute(_CLAIMED, {"token": token})
-            drafts: dict[int, dict[str, DraftStatus]] = {}
-            for entry_id, language, status in session.execute(_DRAFTS_OF_CLAIM, {"token": token}):
-                drafts.setdefault(entry_id, {})[language] = DraftStatus(status)
+            drafts: dict[int, dict[str, DraftStatus | None]] = {}
+            for entry_id, language, status, requested in session.execute(
+                _DRAFTS_OF_CLAIM, {"token": token}
+            ):
+                # None: a draft to translate again (``Draft.redraft_requested``).
+                drafts.setdefault(entry_id, {})[language] = None if requested else status
             claimed = [
                 EntryWork(
                     **{**row._asdict(), "categories": categories_of(row.categories)},
@@ -504,6 +512,7 @@ class EntryStore(StoreBase):
             "status": DraftStatus.PENDING,
             "updated_at": now,
             "translated_at": now,
+            "redraft_requested": False,
         }
         found = {"this_entry": entry_id, "language": content.target_language}
         draft_id = session.scalar(_DRAFT_OF_ENTRY, found)

@@ -335,8 +335,11 @@ class FeedStore(StoreBase):
         entry.content_hash = item.content_hash
         entry.updated_at = now
         for draft in drafts:
-            if transitions.original_changed(draft.status).flag_stale:
+            change = transitions.original_changed(draft.status)
+            if change.flag_stale:
                 flag_stale(draft, now)
+            if change.entry is not None:  # not reviewed yet: redrafted from the new content
+                draft.redraft_requested = True
         move = transitions.entry_after_original_changed([draft.status for draft in drafts])
         if move is not None:
             apply_move(entry, move, now)

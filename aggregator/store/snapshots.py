@@ -61,8 +61,9 @@ class EntryWork:
     attempts: int
     feed_config_url: str = ""  # its feed as written in config.toml (which settings apply)
     categories: tuple[str, ...] = ()  # the feed's categories of the entry
-    # The entry's drafts when it was claimed: the status of each, by target language.
-    drafts: dict[str, DraftStatus] = field(default_factory=dict)
+    # The entry's drafts when it was claimed, by target language: the status of each, None
+    # for one to translate again (an editor asked, or its original changed before review).
+    drafts: dict[str, DraftStatus | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
