@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from aggregator.cli.base import json_option, main, now_of, open_store, print_json, settings_of
+from aggregator.cli.base import main, now_of, open_store, settings_of
+from aggregator.cli.output import json_option, print_json
 from aggregator.errors import AccountError
 
 if TYPE_CHECKING:
