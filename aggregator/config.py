@@ -148,15 +148,17 @@ class TranslationSettings:
     # Blocks that recur across a feed's entries (a newsletter's intro and sign-off):
     # "drop" them from every draft (listed in its warnings) or "keep" them (one translation).
     recurring_blocks: str = "drop"
+    # The OpenAI-compatible endpoint of ``engine = "llm"``, and more, each named by its table
+    # ([translation.llms.NAME]): ``engine = "NAME"`` in [translation], [[feeds]] or fallback
+    # picks one.
+    llm: LLMSettings = LLMSettings()
+    llms: dict[str, LLMSettings] = field(default_factory=dict)
+    # The other engines' tables ([translation.libre], …).
     libre: EngineSettings = EngineSettings()
     google: EngineSettings = EngineSettings()
     deepl: EngineSettings = EngineSettings()
     microsoft: EngineSettings = EngineSettings()
     mymemory: EngineSettings = EngineSettings()
-    llm: LLMSettings = LLMSettings()
-    # More OpenAI-compatible endpoints, each named by its table ([translation.llms.NAME]):
-    # ``engine = "NAME"`` in [translation], [[feeds]] or fallback picks one.
-    llms: dict[str, LLMSettings] = field(default_factory=dict)
 
     def glossary_for(self, language: str) -> GlossarySettings:
         """The glossary of the pair from the source languages into ``language``: the terms

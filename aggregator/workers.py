@@ -28,6 +28,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import IO, Any
 
 from aggregator.errors import AggregatorError, UnexpectedError
@@ -51,6 +52,17 @@ class WorkerDied(Exception):
 
 class WorkerUnavailable(Exception):
     """No child could be started."""
+
+
+@dataclass(frozen=True)
+class NoAnswer:
+    """How a caller words a job that got no answer: each text is a ``str.format`` template,
+    given the caller's context, and ``timeout`` (seconds), ``status`` (the child's exit
+    status) or ``reason`` (why no child could start)."""
+
+    timed_out: str
+    died: str
+    unavailable: str
 
 
 class _Closed(Exception):
@@ -149,6 +161,26 @@ class WorkerPool:
         if isinstance(outcome, BaseException):
             raise outcome
         return outcome
+
+    def answer(
+        self,
+        job: tuple[Any, ...],
+        body: bytes,
+        timeout: float,
+        error: type[AggregatorError],
+        no_answer: NoAnswer,
+        **context: Any,
+    ) -> Any:
+        """``run``, where no answer is the caller's ``error``, worded by ``no_answer``."""
+        try:
+            return self.run(job, body, timeout)
+        except WorkerTimeout:
+            message = no_answer.timed_out.format(timeout=timeout, **context)
+        except WorkerDied as died:
+            message = no_answer.died.format(status=died.status, **context)
+        except WorkerUnavailable as exc:
+            message = no_answer.unavailable.format(reason=exc, **context)
+        raise error(message)
 
     def _take(self) -> _Child:
         with self._lock:

@@ -1,4 +1,4 @@
-"""The ``aggregator`` group and what its commands share: config, store, clock, output.
+"""The ``aggregator`` group and what its commands share: config, store, clock, reviewer.
 
 Commands print for a person, or JSON with ``--json``; an AggregatorError becomes one line
 on stderr and exit status 1. Only click is imported here: the store, the config's parser, the
@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import getpass
 import importlib
-import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,8 +27,6 @@ from aggregator.clock import utc_now
 from aggregator.errors import AggregatorError, UnknownReviewerError
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
     from aggregator.config import Settings
     from aggregator.i18n import Messages
     from aggregator.store import Store
@@ -146,36 +142,6 @@ def open_store(settings: Settings, *, upgrade: bool = False) -> Iterator[Store]:
         yield store
     finally:
         store.close()
-
-
-# --json, the same on every command that lists or shows something.
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-
-
-def state_option(name: str, states: Sequence[str], default: str) -> Callable[..., Any]:
-    """``--status`` or ``--state``: which of a list's states to show."""
-    return click.option(name, type=click.Choice(list(states)), default=default, show_default=True)
-
-
-def print_json(value: Any) -> None:
-    click.echo(json.dumps(value, ensure_ascii=False, indent=2))
-
-
-@cache
-def console(*, stderr: bool = False) -> Console:
-    """The terminal of stdout (or stderr), for tables and progress bars."""
-    from rich.console import Console
-
-    return Console(stderr=stderr)
-
-
-def print_table(columns: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
-    from rich.table import Table
-
-    table = Table(*columns)
-    for row in rows:
-        table.add_row(*row)
-    console().print(table)
 
 
 def reviewer(settings: Settings, given: str | None) -> tuple[str, bool]:

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, NoReturn
 
 import click
 
-from aggregator.cli.base import clock_of, console, main, now_of, open_store, settings_of, words_of
+from aggregator.cli.base import clock_of, main, now_of, open_store, settings_of, words_of
+from aggregator.cli.output import console
 from aggregator.errors import AggregatorError
 
 if TYPE_CHECKING:

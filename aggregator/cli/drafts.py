@@ -9,18 +9,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from aggregator.cli.base import (
-    clock_of,
-    json_option,
-    main,
-    open_store,
-    print_json,
-    print_table,
-    reviewer,
-    settings_of,
-    state_option,
-    words_of,
-)
+from aggregator.cli.base import clock_of, main, open_store, reviewer, settings_of, words_of
+from aggregator.cli.output import json_option, print_json, print_table, state_option
 from aggregator.errors import AggregatorError
 from aggregator.msgid import N_
 

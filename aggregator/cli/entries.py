@@ -7,17 +7,8 @@ from pathlib import Path
 
 import click
 
-from aggregator.cli.base import (
-    json_option,
-    main,
-    now_of,
-    open_store,
-    print_json,
-    print_table,
-    settings_of,
-    state_option,
-    words_of,
-)
+from aggregator.cli.base import main, now_of, open_store, settings_of, words_of
+from aggregator.cli.output import json_option, print_json, print_table, state_option
 from aggregator.errors import AggregatorError
 
 

@@ -7,17 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from aggregator.cli.base import (
-    config_path_of,
-    json_option,
-    main,
-    now_of,
-    open_store,
-    print_json,
-    print_table,
-    settings_of,
-    words_of,
-)
+from aggregator.cli.base import config_path_of, main, now_of, open_store, settings_of, words_of
+from aggregator.cli.output import json_option, print_json, print_table
 
 if TYPE_CHECKING:
     from datetime import datetime

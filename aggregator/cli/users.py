@@ -9,13 +9,14 @@ the terminal, or read from the first line of standard input with ``--password-st
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from aggregator.cli.base import json_option, main, now_of, open_store, print_json, settings_of
+from aggregator.cli.base import main, now_of, open_store, settings_of
+from aggregator.cli.output import json_option, print_json
 from aggregator.errors import AccountError
 
 if TYPE_CHECKING:
@@ -67,11 +68,20 @@ def users() -> None:
     """Accounts of the review desk: one per editor, named in the audit trail and credit."""
 
 
-@users.command("add")
-@click.argument("name")
+def _account_command(name: str) -> Callable[[Callable[..., None]], click.Command]:
+    """A ``users`` command about one account, given as its NAME argument (then the
+    command's own options)."""
+
+    def register(function: Callable[..., None]) -> click.Command:
+        command = click.argument("name")(click.pass_context(function))
+        return users.command(name)(command)
+
+    return register
+
+
+@_account_command("add")
 @click.option("--role", type=click.Choice(["editor", "admin"]), default="editor", show_default=True)
 @click.option("--password-stdin", is_flag=True, help=PASSWORD_STDIN_HELP)
-@click.pass_context
 def users_add(ctx: click.Context, name: str, role: str, password_stdin: bool) -> None:
     """Add an account. The first one ends the shared-password mode of the desk."""
     from aggregator.web.auth import MAX_NAME_CHARACTERS, clean_name, hash_password
@@ -96,10 +106,8 @@ def users_add(ctx: click.Context, name: str, role: str, password_stdin: bool) ->
         )
 
 
-@users.command("passwd")
-@click.argument("name")
+@_account_command("passwd")
 @click.option("--password-stdin", is_flag=True, help=PASSWORD_STDIN_HELP)
-@click.pass_context
 def users_passwd(ctx: click.Context, name: str, password_stdin: bool) -> None:
     """Set a new password; the user's open sessions end."""
     from aggregator.web.auth import hash_password
@@ -112,9 +120,7 @@ def users_passwd(ctx: click.Context, name: str, password_stdin: bool) -> None:
     click.echo(f"password of {name} changed; {ended} session(s) ended")
 
 
-@users.command("disable")
-@click.argument("name")
-@click.pass_context
+@_account_command("disable")
 def users_disable(ctx: click.Context, name: str) -> None:
     """Stop an account from logging in; its open sessions end. The audit trail keeps it."""
     with _store(ctx) as store:
@@ -122,9 +128,7 @@ def users_disable(ctx: click.Context, name: str) -> None:
     click.echo(f"disabled {name}; {ended} session(s) ended")
 
 
-@users.command("enable")
-@click.argument("name")
-@click.pass_context
+@_account_command("enable")
 def users_enable(ctx: click.Context, name: str) -> None:
     """Let a disabled account log in again (with its password as it was)."""
     with _store(ctx) as store:

@@ -194,13 +194,13 @@ class Desk:
             confirm.append("title")
         draft = self.store.edit(
             draft_id,
-            actor=who.name,
-            now=self.now(),
             title=new_title,
             body_html=new_body,
-            expected_version=version,
+            actor=who.name,
+            now=self.now(),
             detail=detail,
             confirm=confirm,
+            expected_version=version,
             edit_rules=kept,
         )
         self._changed()

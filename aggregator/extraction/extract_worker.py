@@ -18,13 +18,18 @@ from aggregator import workers
 from aggregator.errors import ExtractError
 from aggregator.extraction import extract
 from aggregator.extraction.extract import Article
-from aggregator.workers import WorkerDied, WorkerTimeout, WorkerUnavailable
 
 # One core is left to this process (fetching, translating, serving).
 POOL_SIZE = max(1, min(4, (os.cpu_count() or 1) - 1))
 # Above this, a child is replaced after its answer (one weighs about 55 MB after a page).
 MAX_CHILD_RSS = 256 * 1024 * 1024
 MODULE = "aggregator.extraction.extract_worker"
+_NO_ANSWER = workers.NoAnswer(
+    timed_out="{url}: reading the article took longer than {timeout:g} s: the page is too large"
+    " or too intricate; abandoned (see [fetch] extract_timeout)",
+    died="{url}: the extraction process died while reading the page (exit status {status})",
+    unavailable="the extraction process could not be started: {reason}",
+)
 
 
 def extract_article(page_html: str | bytes, url: str, *, timeout: float = 60.0) -> Article:
@@ -34,19 +39,7 @@ def extract_article(page_html: str | bytes, url: str, *, timeout: float = 60.0) 
     pool = workers.shared_pool(MODULE, POOL_SIZE, MAX_CHILD_RSS)
     is_text = isinstance(page_html, str)
     body = page_html.encode("utf-8") if isinstance(page_html, str) else page_html
-    try:
-        outcome = pool.run((url, is_text), body, timeout)
-    except WorkerTimeout:
-        raise ExtractError(
-            f"{url}: reading the article took longer than {timeout:g} s: the page is too large"
-            " or too intricate; abandoned (see [fetch] extract_timeout)"
-        ) from None
-    except WorkerDied as died:
-        raise ExtractError(
-            f"{url}: the extraction process died while reading the page (exit status {died.status})"
-        ) from None
-    except WorkerUnavailable as exc:
-        raise ExtractError(f"the extraction process could not be started: {exc}") from None
+    outcome = pool.answer((url, is_text), body, timeout, ExtractError, _NO_ANSWER, url=url)
     assert isinstance(outcome, Article)
     return outcome
 

@@ -19,7 +19,7 @@ from aggregator import workers
 from aggregator.errors import ParseError
 from aggregator.polling.parse import ParsedFeed
 from aggregator.polling.parse import parse_feed as parse_in_process
-from aggregator.workers import WorkerDied, WorkerPool, WorkerTimeout, WorkerUnavailable
+from aggregator.workers import WorkerPool
 
 # Parsing is CPU-bound: one core is left to this process (fetching, storing, serving), and
 # each child weighs about 30 MB. Feeds beyond that wait for a child, as they waited for the
@@ -33,6 +33,13 @@ MODULE = "aggregator.polling.parse_worker"
 class ParsePool:
     """Up to ``size`` parser children; a parse waits for a free one (the wait is not part
     of the deadline, so a feed never fails because others were slow)."""
+
+    NO_ANSWER = workers.NoAnswer(
+        timed_out="parsing took longer than {timeout:g} s: the document is too large or too"
+        " intricate to parse; abandoned (see [fetch] parse_timeout)",
+        died="the parser process died while parsing this feed (exit status {status})",
+        unavailable="the parser process could not be started: {reason}",
+    )
 
     def __init__(
         self,
@@ -52,19 +59,8 @@ class ParsePool:
         known_items: Collection[str],
         timeout: float,
     ) -> ParsedFeed:
-        try:
-            outcome = self._pool.run((url, content_type, frozenset(known_items)), body, timeout)
-        except WorkerTimeout:
-            raise ParseError(
-                f"parsing took longer than {timeout:g} s: the document is too large or"
-                " too intricate to parse; abandoned (see [fetch] parse_timeout)"
-            ) from None
-        except WorkerDied as died:
-            raise ParseError(
-                f"the parser process died while parsing this feed (exit status {died.status})"
-            ) from None
-        except WorkerUnavailable as exc:
-            raise ParseError(f"the parser process could not be started: {exc}") from None
+        job = (url, content_type, frozenset(known_items))
+        outcome = self._pool.answer(job, body, timeout, ParseError, self.NO_ANSWER)
         assert isinstance(outcome, ParsedFeed)
         return outcome
 

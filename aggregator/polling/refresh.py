@@ -184,17 +184,20 @@ def refresh_feed(
             feed.id,
             now=now,
             next_check_at=_next_check(feed, result, now, interval, parsed.ttl_seconds),
-            entries=parsed.entries,
-            title=parsed.title,
-            site_url=parsed.site_url,
+            # What spares the next poll work (a 304, an unchanged body, items already
+            # known), and where the feed has moved.
             etag=result.etag,
             last_modified=result.last_modified,
             body_hash=body_hash,
-            ttl_seconds=parsed.ttl_seconds,
+            item_fingerprints=parsed.item_fingerprints,
             new_url=new_url,
+            # What the document says.
+            entries=parsed.entries,
+            title=parsed.title,
+            site_url=parsed.site_url,
+            ttl_seconds=parsed.ttl_seconds,
             warning=parsed.warning,
             max_updates_per_day=settings.schedule.max_updates_per_entry_per_day,
-            item_fingerprints=parsed.item_fingerprints,
         )
         if outcome.updated_entries:
             reread_changed_pages(

@@ -359,13 +359,13 @@ class DraftStore(StoreBase):
         self,
         draft_id: int,
         *,
-        actor: str,
-        now: datetime,
         title: str | None = None,
         body_html: str | None = None,
-        expected_version: int | None = None,
+        actor: str,
+        now: datetime,
         detail: str | None = None,
         confirm: Iterable[str] = (),
+        expected_version: int | None = None,
         edit_rules: EditRules | None = None,
     ) -> DraftView:
         """Change the French title or body; ``detail`` says what for the audit trail.

@@ -172,19 +172,6 @@ class FeedStore(StoreBase):
             feed.last_error = warning
             return outcome
 
-    def record_feed_unchanged(
-        self,
-        feed_id: int,
-        *,
-        now: datetime,
-        next_check_at: datetime,
-        etag: str | None = None,
-        last_modified: str | None = None,
-    ) -> None:
-        self.record_feeds_unchanged(
-            [UnchangedPoll(feed_id, now, next_check_at, etag, last_modified)]
-        )
-
     def record_feeds_unchanged(self, polls: Sequence[UnchangedPoll]) -> None:
         """Many polls that found nothing new, in one transaction (most polls are these)."""
         if not polls:

@@ -88,19 +88,26 @@ def routes(
         Route("/review", lambda request: RedirectResponse("/review/", 308)),
         Route("/review/", review.queue),
         Route("/review/login", review.login_form, methods=["GET"]),
-        Route("/review/login", review.login, methods=["POST"]),
-        Route("/review/logout", review.logout, methods=["POST"]),
         Route("/review/audit", review.audit),
         *desk_images,  # the desk's images, fetched here, never by the browser from upstream
         Route("/review/drafts/{id:int}", review.draft),
-        Route("/review/drafts/{id:int}/title", review.edit_title, methods=["POST"]),
-        Route("/review/drafts/{id:int}/blocks/{index:int}", review.edit_block, methods=["POST"]),
-        Route("/review/drafts/{id:int}/body", review.edit_body, methods=["POST"]),
-        Route("/review/drafts/{id:int}/{action}", review.action, methods=["POST"]),
         Route("/review/feeds", review.feeds),
         Route("/review/entries", review.entries),
-        Route("/review/entries/{id:int}/retry", review.retry_entry, methods=["POST"]),
-        Route("/review/entries/{id:int}/text", review.paste_entry_text, methods=["POST"]),
+        # The desk's forms. A draft's named edits come before its actions, which would take
+        # "title" or "body" for an action's name.
+        *(
+            Route(path, form, methods=["POST"])
+            for path, form in (
+                ("/review/login", review.login),
+                ("/review/logout", review.logout),
+                ("/review/drafts/{id:int}/title", review.edit_title),
+                ("/review/drafts/{id:int}/blocks/{index:int}", review.edit_block),
+                ("/review/drafts/{id:int}/body", review.edit_body),
+                ("/review/drafts/{id:int}/{action}", review.action),
+                ("/review/entries/{id:int}/retry", review.retry_entry),
+                ("/review/entries/{id:int}/text", review.paste_entry_text),
+            )
+        ),
         # JSON API.
         *api.routes(),  # each from its operation, as /api/openapi.json describes it
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
