@@ -14,6 +14,7 @@ import pytest
 from conftest import WriteConfig, run_cli, run_cli_json
 from newsroom import PASSWORD, log_in
 from servers import LibreTranslateServer, UpstreamServer
+from town_feeds import town_feed
 from upstream_paths import REVIEW
 
 from aggregator import config
@@ -141,7 +142,7 @@ def test_feeds_list_and_the_desk_show_each_feed_settings_and_what_its_drafts_cos
 ) -> None:
     (tmp_path / "review-password").write_text(PASSWORD + "\n", encoding="utf-8")
     (tmp_path / "api-tokens").write_text("", encoding="utf-8")
-    upstream.add("/feed.xml", _feed_of(upstream, 2), content_type="application/rss+xml")
+    upstream.add("/feed.xml", town_feed(upstream.base_url, 2), content_type="application/rss+xml")
     path = write_config(
         [{"url": upstream.url("/feed.xml"), "name": "Weekly", "full_text": "feed"}],
         extra=f'{REVIEW}\n[defaults]\nexclude = ["title:sponsored"]',
@@ -180,30 +181,6 @@ def test_feeds_list_and_the_desk_show_each_feed_settings_and_what_its_drafts_cos
     assert "le flux" in row.find_class("feed-settings")[0].text_content()
     [today] = row.find_class("spend-today")
     assert f"{sent}caractères" in re.sub(r"\s", "", today.text_content())
-
-
-def _feed_of(upstream: UpstreamServer, count: int) -> str:
-    items = "".join(
-        f"<item><title>Issue {n}</title><link>{upstream.url(f'/issue-{n}')}</link>"
-        f"<guid>issue-{n}</guid><content:encoded><![CDATA[{_article(n)}]]></content:encoded></item>"
-        for n in range(1, count + 1)
-    )
-    return (
-        '<?xml version="1.0"?><rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/">'
-        "<channel><title>Weekly</title>"
-        f"<link>{upstream.base_url}/</link><description>d</description>{items}</channel></rss>"
-    )
-
-
-def _article(number: int) -> str:
-    """A few paragraphs of plain English, different in each issue."""
-    subjects = ("The harbour", "Our town", "The old bridge", "The market", "The school")
-    return "".join(
-        f"<p>{subject} changed a lot in issue {number}: people walked there every morning, "
-        f"talked about the weather, the boats and the price of bread, and went home "
-        f"happy before the rain came back in the evening for paragraph {i}.</p>"
-        for i, subject in enumerate(subjects * 2)
-    )
 
 
 def test_the_readme_persona_configs_pass_check_config(tmp_path: Path) -> None:

@@ -3,9 +3,8 @@ through the real pipeline: one draft per language, each reviewed and published o
 feeds and pages per language linked to each other with ``hreflang``, read by newsboat and
 the ``reader`` library; and what ``check-config`` says of a language it does not know.
 
-The feed is generated here (plain English sentences whose words the local LibreTranslate
-server's English -> French and English -> Spanish tables know); the server is
-``servers.LibreTranslateServer``.
+The feed is ``town_feeds.town_feed``: plain English sentences whose words the local
+LibreTranslate server's English -> French and English -> Spanish tables know.
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ from lxml import etree
 from newsroom import log_in
 from reader import make_reader
 from servers import LibreTranslateServer, UpstreamServer
+from town_feeds import town_feed
 from upstream_paths import REVIEW
 
 from aggregator import config
@@ -43,28 +43,12 @@ TWO_LANGUAGES = '[defaults]\nlanguages = ["fr", "es"]'
 
 
 def _feed(upstream: UpstreamServer, count: int) -> str:
-    items = "".join(
-        f"<item><title>The market in issue {n}</title><link>{upstream.url(f'/issue-{n}')}</link>"
-        f"<guid>issue-{n}</guid><dc:creator>Ana Town</dc:creator>"
-        f"<content:encoded><![CDATA[{_article(n)}]]></content:encoded></item>"
-        for n in range(1, count + 1)
-    )
-    return (
-        '<?xml version="1.0"?><rss version="2.0" '
-        'xmlns:content="http://purl.org/rss/1.0/modules/content/" '
-        'xmlns:dc="http://purl.org/dc/elements/1.1/">'
-        f"<channel><title>Town Weekly</title><link>{upstream.base_url}/</link>"
-        f"<description>d</description>{items}</channel></rss>"
-    )
-
-
-def _article(number: int) -> str:
-    subjects = ("The harbour", "Our town", "The old bridge", "The market", "The school")
-    return "".join(
-        f"<p>{subject} changed a lot in issue {number}: people walked there every morning, "
-        f"talked about the weather, the boats and the price of bread, and went home "
-        f"happy before the rain came back in the evening for paragraph {i}.</p>"
-        for i, subject in enumerate(subjects * 2)
+    return town_feed(
+        upstream.base_url,
+        count,
+        channel="Town Weekly",
+        title=lambda n: f"The market in issue {n}",
+        author="Ana Town",
     )
 
 

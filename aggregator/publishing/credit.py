@@ -1,17 +1,18 @@
 """The visible credit line that closes every published article, in the article's language.
 
-French and Spanish have their own words; any other target language gets English ones (and
-its own long date, from Babel's locale data), so that an article is never credited in a
-language its reader did not ask for without a credit at all. No I/O.
+Its words are messages of the Babel catalogues (``aggregator/locale``): French and Spanish
+have their own; any other target language gets the English msgids, with its own long date
+from Babel's locale data. No I/O.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from html import escape
 
 from aggregator.extraction.extract import sanitize
+from aggregator.i18n import messages
+from aggregator.msgid import N_
 from aggregator.store import DraftView
 from aggregator.untrusted import safe_http_url
 
@@ -19,81 +20,20 @@ FRENCH_MONTHS = (
     "janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre",
     "octobre", "novembre", "décembre",
 )  # fmt: skip
-
-
-@dataclass(frozen=True)
-class CreditWords:
-    """One language's credit line, piece by piece; ``{…}`` are filled in, escaped."""
-
-    source: str
-    by: str
-    anonymous: str
-    published: str
-    where: str
-    unreviewed_auto: str  # published at once, its feed has review = "auto"
-    reviewed_by: str
-    reviewed: str  # approved by someone who gave no name
-    not_yet_reviewed: str
-    original: str  # the link's text when the original has no title
-    subtitle: str  # the feeds' subtitle
-    engine_names: dict[str, str]
-
-
-_ENGINES = {
-    "google": "Google Translate",
+ENGINE_NAMES = {
+    "google": N_("Google Translate"),
     "libre": "LibreTranslate",
     "deepl": "DeepL",
     "microsoft": "Microsoft Translator",
     "mymemory": "MyMemory",
 }
-WORDS = {
-    "fr": CreditWords(
-        source="Source : {link}",
-        by=" — article original de {author}",
-        anonymous=" — article original",
-        published=", publié le {date}",
-        where=" dans {source}.",
-        unreviewed_auto=" Traduction automatique ({engine}), non relue.",
-        reviewed_by=" Traduction automatique ({engine}) relue par {reviewer}.",
-        reviewed=" Traduction automatique ({engine}), relue avant publication.",
-        not_yet_reviewed=" Traduction automatique ({engine}), pas encore relue.",
-        original="article original",
-        subtitle="Newsletters anglaises traduites en français, avec leur source",
-        engine_names={**_ENGINES, "google": "Google Traduction"},
-    ),
-    "es": CreditWords(
-        source="Fuente: {link}",
-        by=" — artículo original de {author}",
-        anonymous=" — artículo original",
-        published=", publicado el {date}",
-        where=" en {source}.",
-        unreviewed_auto=" Traducción automática ({engine}), sin revisar.",
-        reviewed_by=" Traducción automática ({engine}) revisada por {reviewer}.",
-        reviewed=" Traducción automática ({engine}), revisada antes de su publicación.",
-        not_yet_reviewed=" Traducción automática ({engine}), todavía sin revisar.",
-        original="artículo original",
-        subtitle="Boletines en inglés traducidos al español, con su fuente",
-        engine_names={**_ENGINES, "google": "Google Traductor"},
-    ),
-    "en": CreditWords(
-        source="Source: {link}",
-        by=" — original article by {author}",
-        anonymous=" — original article",
-        published=", published on {date}",
-        where=" in {source}.",
-        unreviewed_auto=" Machine translation ({engine}), not reviewed.",
-        reviewed_by=" Machine translation ({engine}) reviewed by {reviewer}.",
-        reviewed=" Machine translation ({engine}), reviewed before publication.",
-        not_yet_reviewed=" Machine translation ({engine}), not yet reviewed.",
-        original="original article",
-        subtitle="English newsletters in translation, with their source",
-        engine_names=_ENGINES,
-    ),
-}
+# The feeds' subtitle, in each language.
+SUBTITLE = N_("English newsletters in translation, with their source")
 
 
-def words_for(language: str) -> CreditWords:
-    return WORDS.get(language, WORDS["en"])
+def subtitle(language: str) -> str:
+    """The feeds' subtitle in ``language`` (English for one with no catalogue)."""
+    return messages(language).gettext(SUBTITLE)
 
 
 def french_date(moment: datetime) -> str:
@@ -125,30 +65,38 @@ def source_name(draft: DraftView) -> str:
 
 
 def credit_html(draft: DraftView) -> str:
-    """The visible credit line that closes every published article, in its language."""
-    words = words_for(draft.target_language)
+    """The visible credit line that closes every published article, in its language:
+    "Source : LINK — article original de AUTHOR, publié le DATE dans SOURCE. Traduction …"."""
+    words = messages(draft.target_language)
     original_url = safe_http_url(draft.original_url)
-    title = escape(draft.original_title or original_url or words.original)
+    title = escape(draft.original_title or original_url or words.gettext("original article"))
     link = f'<a href="{escape(original_url, quote=True)}">{title}</a>' if original_url else title
-    parts = [words.source.format(link=link)]
-    if draft.author:
-        parts.append(words.by.format(author=escape(draft.author)))
-    else:
-        parts.append(words.anonymous)
+    origin = (
+        words.gettext("— original article by %(author)s", author=escape(draft.author))
+        if draft.author
+        else words.gettext("— original article")
+    )
+    line = words.gettext("Source: %(link)s", link=link) + " " + origin
     if draft.published_at:
         date = public_date(draft.published_at, draft.target_language)
-        parts.append(words.published.format(date=escape(date)))
-    parts.append(words.where.format(source=escape(source_name(draft))))
-    engine = escape(words.engine_names.get(draft.engine, draft.engine))
+        line += ", " + words.gettext("published on %(date)s", date=escape(date))
+    line += " " + words.gettext("in %(source)s.", source=escape(source_name(draft)))
+    engine = escape(words.gettext(ENGINE_NAMES.get(draft.engine, draft.engine)))
     if draft.auto_published and draft.approved_at:
         # Its feed has review = "auto": published at once, and the reader is told so.
-        parts.append(words.unreviewed_auto.format(engine=engine))
+        notice = words.gettext("Machine translation (%(engine)s), not reviewed.", engine=engine)
     elif draft.reviewed_by and draft.approved_at:
-        parts.append(words.reviewed_by.format(engine=engine, reviewer=escape(draft.reviewed_by)))
+        notice = words.gettext(
+            "Machine translation (%(engine)s) reviewed by %(reviewer)s.",
+            engine=engine,
+            reviewer=escape(draft.reviewed_by),
+        )
     elif draft.approved_at:
         # Approved by someone who gave no name: reviewed all the same, and nobody is named.
-        parts.append(words.reviewed.format(engine=engine))
+        notice = words.gettext(
+            "Machine translation (%(engine)s), reviewed before publication.", engine=engine
+        )
     else:
-        parts.append(words.not_yet_reviewed.format(engine=engine))
+        notice = words.gettext("Machine translation (%(engine)s), not yet reviewed.", engine=engine)
     # Sanitized like the body: names and titles come from outside.
-    return sanitize(f"<p><small>{''.join(parts)}</small></p>")
+    return sanitize(f"<p><small>{line} {notice}</small></p>")

@@ -25,7 +25,7 @@ from starlette.responses import PlainTextResponse, Response
 from aggregator.config import Settings
 from aggregator.extraction.extract import sanitize
 from aggregator.languages import article_path, language_prefix
-from aggregator.publishing.credit import credit_html, public_date, source_label, words_for
+from aggregator.publishing.credit import credit_html, public_date, source_label, subtitle
 from aggregator.publishing.directory import Page, PublicationDirectory
 from aggregator.publishing.publish import FORMATS, Channel, atom_feed, summary_text
 from aggregator.publishing.representation import Representation, answer_to
@@ -208,7 +208,7 @@ class PublicationRenderer:
                 path,
                 title,
                 language=language,
-                subtitle=words_for(language).subtitle,
+                subtitle=subtitle(language),
                 hub_url=self.settings.publish.hub_url or None,
                 page=page,
                 last_page=last_page,
@@ -275,7 +275,7 @@ class PublicationRenderer:
                     language=language,
                     prefix=language_prefix(language, self.main),
                     other_languages=others,
-                    tagline=words_for(language).subtitle,
+                    tagline=subtitle(language),
                 )
             )
             yield Page(
