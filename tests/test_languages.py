@@ -358,3 +358,24 @@ def test_a_changed_original_redrafts_the_unreviewed_translation_only(
     assert after["es"]["status"] == "pending" and after["es"]["version"] > first["es"]["version"]
     shown = run_cli_json(two_languages, "drafts", "show", str(after["es"]["id"]), "--json")
     assert isinstance(shown, dict) and "para párrafo 0, once más." in shown["body_html"]
+
+
+def test_the_desk_draft_page_links_the_article_in_its_other_languages(two_languages: Path) -> None:
+    drafts = {d["language"]: d for d in _drafts(two_languages) if "1" in str(d["original_title"])}
+    run_cli(two_languages, "drafts", "approve", str(drafts["es"]["id"]))
+    settings = config.load(two_languages)
+    store = Store.from_settings(settings)
+    try:
+        client = TestClient(
+            create_app(settings, store), base_url=settings.server.base_url, follow_redirects=False
+        )
+        log_in(client, password="secret-password")
+        page = lxml.html.fromstring(client.get(f"/review/drafts/{drafts['es']['id']}").text)
+    finally:
+        store.close()
+    [sibling] = page.find_class("translation")
+    assert sibling.get("href") == f"/review/drafts/{drafts['fr']['id']}"
+    assert sibling.get("hreflang") == "fr"
+    assert page.get_element_by_id("title").get("lang") == "es"
+    published = [a for a in page.iter("a") if a.get("href", "").endswith(f"/{drafts['es']['id']}")]
+    assert f"/es/articles/{drafts['es']['id']}" in {a.get("href") for a in published}

@@ -29,6 +29,7 @@ from aggregator.desk.compare import (
 )
 from aggregator.desk.health import FeedSheet, feed_sheets
 from aggregator.errors import InvalidEditError, NotFoundError
+from aggregator.languages import article_path
 from aggregator.publishing.websub import HubNotifier
 from aggregator.store import DraftView, Store
 from aggregator.store.snapshots import DraftDetail, EditFlag
@@ -85,10 +86,17 @@ class DraftPage:
     changes: list[DiffLine] | None  # for a stale draft: what changed in the original
     previous_id: int | None  # neighbours in the review queue
     next_id: int | None
+    main_language: str = "fr"  # [translation] target_language: its articles at the root
 
     @property
     def draft(self) -> DraftView:
         return self.detail.draft
+
+    @property
+    def article_path(self) -> str:
+        """Where the published article is: under its language's prefix."""
+        main = self.main_language
+        return article_path(self.draft.id, self.draft.target_language, main)
 
     @property
     def block_flags(self) -> dict[int, EditFlag]:
@@ -140,6 +148,7 @@ class Desk:
             changes=changes,
             previous_id=previous_id,
             next_id=next_id,
+            main_language=self.settings.translation.target_language,
         )
 
     def next_in_queue(self, after: int) -> int | None:

@@ -162,6 +162,11 @@ class DraftStore(StoreBase):
                 feed_content_html=entry.content_html or entry.summary_html,
                 full_text_source=entry.full_text_source,
                 events=tuple(_event_view(e, draft.title) for e in draft.events),
+                translations=tuple(
+                    (other.target_language, other.id, other.status)
+                    for other in entry.drafts
+                    if other.id != draft.id
+                ),
             )
 
     def recent_events(self, limit: int = 100) -> list[DraftEventView]:

@@ -204,6 +204,8 @@ class DraftDetail:
     feed_content_html: str | None  # the feed's current content for the entry
     full_text_source: str | None  # "feed" or "page": where source_html was taken from
     events: tuple[DraftEventView, ...]
+    # The same article's drafts in its feed's other languages: (language, id, status).
+    translations: tuple[tuple[str, int, DraftStatus], ...] = ()
 
 
 @dataclass(frozen=True)
