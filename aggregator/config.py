@@ -378,13 +378,20 @@ def _with_feed_defaults(raw: dict[str, Any], file: Path) -> dict[str, Any]:
     return {**raw, "feeds": merged}
 
 
+@functools.cache
+def _shape_of(cls: type[Any]) -> tuple[dict[str, Any], dict[str, dataclasses.Field[Any]]]:
+    """A settings class's type hints and fields, worked out once: resolving the hints is
+    most of the time a config of many feeds takes to load, once per ``[[feeds]]`` table."""
+    return typing.get_type_hints(cls), {f.name: f for f in dataclasses.fields(cls)}
+
+
 def _build(
     cls: type[Any], raw: Any, file: Path, prefix: str, skip: frozenset[str] = frozenset()
 ) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise ConfigError(f"{file}: [{prefix.rstrip('.')}] must be a table")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.name not in skip}
+    hints, all_fields = _shape_of(cls)
+    fields = {name: f for name, f in all_fields.items() if name not in skip}
     for key in raw:
         if key not in fields:
             known = sorted(fields)
