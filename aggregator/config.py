@@ -378,11 +378,20 @@ def _with_feed_defaults(raw: dict[str, Any], file: Path) -> dict[str, Any]:
     return {**raw, "feeds": merged}
 
 
-@functools.cache
-def _shape_of(cls: type[Any]) -> tuple[dict[str, Any], dict[str, dataclasses.Field[Any]]]:
+_Shape = tuple[dict[str, Any], dict[str, dataclasses.Field[Any]]]
+_SHAPES: dict[type[Any], _Shape] = {}
+
+
+def _shape_of(cls: type[Any]) -> _Shape:
     """A settings class's type hints and fields, worked out once: resolving the hints is
     most of the time a config of many feeds takes to load, once per ``[[feeds]]`` table."""
-    return typing.get_type_hints(cls), {f.name: f for f in dataclasses.fields(cls)}
+    shape = _SHAPES.get(cls)
+    if shape is None:
+        shape = _SHAPES[cls] = (
+            typing.get_type_hints(cls),
+            {f.name: f for f in dataclasses.fields(cls)},
+        )
+    return shape
 
 
 def _build(
