@@ -417,13 +417,29 @@ def _with_feed_defaults(raw: dict[str, Any], file: Path) -> dict[str, Any]:
     return {**raw, "feeds": merged}
 
 
+_Shape = tuple[dict[str, Any], dict[str, dataclasses.Field[Any]]]
+_SHAPES: dict[type[Any], _Shape] = {}
+
+
+def _shape_of(cls: type[Any]) -> _Shape:
+    """A settings class's type hints and fields, worked out once: resolving the hints is
+    most of the time a config of many feeds takes to load, once per ``[[feeds]]`` table."""
+    shape = _SHAPES.get(cls)
+    if shape is None:
+        shape = _SHAPES[cls] = (
+            typing.get_type_hints(cls),
+            {f.name: f for f in dataclasses.fields(cls)},
+        )
+    return shape
+
+
 def _build(
     cls: type[Any], raw: Any, file: Path, prefix: str, skip: frozenset[str] = frozenset()
 ) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise ConfigError(f"{file}: [{prefix.rstrip('.')}] must be a table")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.name not in skip}
+    hints, all_fields = _shape_of(cls)
+    fields = {name: f for name, f in all_fields.items() if name not in skip}
     for key in raw:
         if key not in fields:
             known = sorted(fields)

@@ -1,5 +1,5 @@
-"""An entry as read from a feed: what polling hands the store (a base type, so the store
-need not import the parser)."""
+"""A feed and its entries as read: what polling hands the store (base types, so that neither
+the store nor the process that receives a parse from a parser child imports the parser)."""
 
 from __future__ import annotations
 
@@ -23,3 +23,15 @@ class ParsedEntry:
     permalink: str | None = None
     # The feed's categories (tags) of the entry, as written: what ``category:`` rules match.
     categories: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ParsedFeed:
+    title: str | None
+    site_url: str | None
+    ttl_seconds: float | None
+    entries: tuple[ParsedEntry, ...]
+    warning: str | None = None  # set when the feed was broken but something could be kept
+    # One per <item>/<entry> of the document, whether parsed or left out as known; empty
+    # when the document was not clean enough to vouch for its items.
+    item_fingerprints: tuple[str, ...] = ()

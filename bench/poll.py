@@ -19,6 +19,9 @@ same server state and, as near as can be, the same load from whatever else runs:
     D  10 % of the feeds changed (one new entry each); the others answer 304
     C  nothing changed, and the server sends no validators: 200 with the same body
 
+In round B a third process shows the floor under any poller built on these libraries: it
+imports httpx and SQLAlchemy and sends the same conditional GETs, storing nothing.
+
 D runs before C: after C a client may hold no validators any more, and D would then measure
 something else for one client than for the other. Each process's CPU time and peak memory
 (ru_maxrss) come from wait4; the server's CPU time per round is printed too, so it is
@@ -204,6 +207,23 @@ for feed in list(reader.get_feeds(broken=True))[:3]:
     print(f"reader error: {feed.url}: {feed.last_exception}", file=sys.stderr)
 reader.close()
 """
+# What any poller built on httpx and SQLAlchemy pays in round B, before storing anything:
+# a process that imports both and sends the same conditional GETs (the ETags the bench's
+# server gives) from as many threads, through one pooled client.
+FLOOR = """
+import sys
+from concurrent.futures import ThreadPoolExecutor
+import httpx, sqlalchemy.orm
+workers, urls = int(sys.argv[1]), sys.argv[2:]
+limits = httpx.Limits(max_connections=2 * workers, max_keepalive_connections=2 * workers)
+with httpx.Client(limits=limits) as client:
+    def get(numbered):
+        feed, url = numbered
+        status = client.get(url, headers={"If-None-Match": f'"{feed}-0"'}).status_code
+        assert status == 304, status
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(get, enumerate(urls)))
+"""
 # The console script, as a user runs it.
 AGGREGATOR = str(Path(sys.executable).parent / "aggregator")
 ROOT = Path(__file__).resolve().parent.parent
@@ -262,6 +282,7 @@ class Clients:
                 sys.executable, "-c", READER_UPDATE, str(self.reader_database),
                 str(args.workers),
             ],
+            "floor": [sys.executable, "-c", FLOOR, str(args.workers), *urls],
         }  # fmt: skip
 
     def run(self, who: str) -> dict[str, Any]:
@@ -321,10 +342,14 @@ def run_interleaved(args: argparse.Namespace, server_pid: int) -> dict[str, dict
                 results[who][name] = clients.run(who)
                 results[who][name]["server_cpu"] = cpu_seconds(server_pid) - server_cpu
             seconds = {who: f"{results[who][name]['seconds']:.2f} s" for who in order}
+            if name == "B":
+                results["floor"] = {"B": clients.run("floor")}
+                seconds["floor"] = f"{results['floor']['B']['seconds']:.2f} s"
             print(f"  round {name} done: {seconds}", file=sys.stderr, flush=True)
         for who, count in clients.entries().items():
             results[who]["entries"] = count
-    for figures in results.values():
+    for who in ("ours", "reader"):
+        figures = results[who]
         figures["maxrss_mb"] = max(figures[name]["maxrss_mb"] for name, *_ in ROUNDS)
     return results
 
@@ -362,10 +387,10 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=10)
-    report(results["ours"], results["reader"])
+    report(results["ours"], results["reader"], results["floor"])
 
 
-def report(ours: dict[str, Any], theirs: dict[str, Any]) -> None:
+def report(ours: dict[str, Any], theirs: dict[str, Any], floor: dict[str, Any]) -> None:
     print()
     print(
         f"{'round':40} {'aggregator':>11} {'reader':>9} {'ratio':>6} {'goal':>6}         "
@@ -388,6 +413,11 @@ def report(ours: dict[str, Any], theirs: dict[str, Any]) -> None:
     )
     print(
         f"entries stored after the rounds: aggregator {ours['entries']}, reader {theirs['entries']}"
+    )
+    seconds = floor["B"]["seconds"]
+    print(
+        f"floor of round B (import httpx and SQLAlchemy, the same conditional GETs, nothing "
+        f"stored): {seconds:.2f} s, {seconds / theirs['B']['seconds']:.2f} × reader"
     )
 
 

@@ -212,7 +212,8 @@ def start_granian(publication: Path, port: int, log: Path) -> subprocess.Popen[b
     environment = {
         **os.environ,
         "BENCH_PUBLICATION": str(publication),
-        "PYTHONPATH": str(ROOT / "bench"),
+        # serve.py imports the tests package, from the repository's root.
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "bench"), str(ROOT)]),
     }
     with log.open("ab") as output:
         return subprocess.Popen(

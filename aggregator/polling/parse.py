@@ -22,7 +22,6 @@ import itertools
 import re
 import time
 from collections.abc import Collection
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,7 +29,7 @@ import charset_normalizer
 import feedparser
 
 from aggregator.errors import NotAFeedError, ParseError
-from aggregator.parsed import ParsedEntry
+from aggregator.parsed import ParsedEntry, ParsedFeed
 from aggregator.untrusted import plain_text, same_site
 
 # An internal DTD subset is where entity bombs (billion laughs, quadratic blow-up) and
@@ -54,18 +53,6 @@ _HARMLESS = feedparser.ThingsNobodyCaresAboutButMe
 _SNIFF_BYTES = 4096
 _GUESS_BYTES = 64 * 1024
 _DECODE_CHUNK = 1024 * 1024  # the UTF-8 check decodes this much at a time, not 4× the body
-
-
-@dataclass(frozen=True)
-class ParsedFeed:
-    title: str | None
-    site_url: str | None
-    ttl_seconds: float | None
-    entries: tuple[ParsedEntry, ...]
-    warning: str | None = None  # set when the feed was broken but something could be kept
-    # One per <item>/<entry> of the document, whether parsed or left out as known; empty
-    # when the document was not clean enough to vouch for its items.
-    item_fingerprints: tuple[str, ...] = ()
 
 
 def strip_entity_declarations(body: bytes) -> bytes:

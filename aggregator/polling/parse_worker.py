@@ -17,8 +17,7 @@ from typing import Any
 
 from aggregator import workers
 from aggregator.errors import ParseError
-from aggregator.polling.parse import ParsedFeed
-from aggregator.polling.parse import parse_feed as parse_in_process
+from aggregator.parsed import ParsedFeed
 from aggregator.workers import WorkerPool
 
 # Parsing is CPU-bound: one core is left to this process (fetching, storing, serving), and
@@ -90,6 +89,9 @@ def release_idle() -> None:
 
 def _parse(job: tuple[Any, ...], body: bytes) -> ParsedFeed:
     """The child's answer to one feed."""
+    # Here only: the parent process never loads feedparser.
+    from aggregator.polling.parse import parse_feed as parse_in_process
+
     url, content_type, known_items = job
     return parse_in_process(body, url, content_type, known_items=known_items)
 

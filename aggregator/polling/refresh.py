@@ -23,11 +23,11 @@ from aggregator.errors import (
     UnexpectedError,
 )
 from aggregator.models import FeedStatus
+from aggregator.parsed import ParsedFeed
 from aggregator.pipeline import Report, Services, feed_credentials, reread_changed_pages
 from aggregator.polling import decide
 from aggregator.polling.discover import feed_links
 from aggregator.polling.fetch import Credentials, FetchResult, origin_of
-from aggregator.polling.parse import ParsedFeed
 from aggregator.polling.parse_worker import parse_feed  # in a child process, with a deadline
 from aggregator.store import FeedWork, Store, UnchangedPoll
 

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DisconnectionError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -24,6 +23,7 @@ from aggregator.errors import NotFoundError, StorageError
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
+    from sqlalchemy.dialects import postgresql, sqlite
 
 _View = TypeVar("_View", bound="DataclassInstance")
 
@@ -118,7 +118,14 @@ def row_or_missing(session: Session, model: type[_Row], row_id: int, noun: str) 
 
 def insert_for(dialect: str) -> Callable[..., postgresql.Insert | sqlite.Insert]:
     """The INSERT of this database's dialect, the one that knows ON CONFLICT."""
-    return postgresql.insert if dialect == "postgresql" else sqlite.insert
+    # Imported here: a SQLite database never loads PostgreSQL's dialect (and its types).
+    if dialect == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert
 
 
 class StoreBase:
