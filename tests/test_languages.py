@@ -21,7 +21,8 @@ import pytest
 from conftest import WriteConfig, aggregator_process, run_cli, run_cli_json
 from feedcheck import atom_problems, json_feed_problems, rss_problems, served_problems
 from lxml import etree
-from newsroom import log_in
+from newsroom import free_port, log_in
+from nginx import documented_nginx_server
 from reader import make_reader
 from servers import LibreTranslateServer, UpstreamServer
 from town_feeds import town_feed
@@ -140,6 +141,11 @@ def test_two_languages_publish_two_feeds_linked_by_hreflang(
             path: _read_with_newsboat(base_url + path, tmp_path / path.strip("/").replace("/", "-"))
             for path in ("/feeds/published.atom", "/es/feeds/published.atom")
         }
+
+    # Every language is in the publication directory, for any web server to serve.
+    current = Path(config.load(two_languages).publish.directory) / "current"
+    for written in ("index.html", "es/index.html", "fr/index.html", "es/feeds/published.atom"):
+        assert (current / written).is_file() and (current / f"{written}.gz").is_file(), written
 
     # Every feed of both languages is validator-clean.
     for path, (content_type, body) in fetched.items():
@@ -379,3 +385,39 @@ def test_the_desk_draft_page_links_the_article_in_its_other_languages(two_langua
     assert page.get_element_by_id("title").get("lang") == "es"
     published = [a for a in page.iter("a") if a.get("href", "").endswith(f"/{drafts['es']['id']}")]
     assert f"/es/articles/{drafts['es']['id']}" in {a.get("href") for a in published}
+
+
+def test_nginx_serves_every_language_from_the_publication_directory(
+    two_languages: Path, tmp_path: Path
+) -> None:
+    from web.test_nginx import SAME_HEADERS, fetch, nginx_serving, require_nginx
+
+    require_nginx()
+    drafts = _drafts(two_languages)
+    run_cli(two_languages, "drafts", "approve", *(str(d["id"]) for d in drafts))
+    spanish = next(d["id"] for d in drafts if d["language"] == "es")
+    settings = config.load(two_languages)
+    publication = Path(settings.publish.directory)
+    ours = settings.server.port
+    paths = (
+        "/es/", "/fr/", "/", "/es/feeds/published.atom", "/es/feeds/published.json",
+        "/fr/feeds/published.rss", "/es/feeds/sources/town-weekly.atom", f"/es/articles/{spanish}",
+    )  # fmt: skip
+    with aggregator_process(two_languages, settings.server.base_url):
+        server = documented_nginx_server(publication, free_port(), ours)
+        (tmp_path / "nginx").mkdir()
+        with nginx_serving(tmp_path / "nginx", server) as theirs:
+            for path in paths:
+                direct, through_nginx = fetch(ours, path), fetch(theirs, path)
+                assert through_nginx.status == direct.status == 200, path
+                assert through_nginx.body == direct.body, path
+                for name in SAME_HEADERS:
+                    assert through_nginx.headers.get(name) == direct.headers.get(name), (path, name)
+                again = fetch(theirs, path, {"If-None-Match": direct.headers["etag"]})
+                assert again.status == 304, path
+                file = publication / "current" / path.lstrip("/")
+                file = file / "index.html" if path.endswith("/") else file
+                assert file.is_file(), path  # nginx read it from the directory
+            # A page of the Spanish home beyond the first is aggregator serve's.
+            direct, through_nginx = fetch(ours, "/es/?page=2"), fetch(theirs, "/es/?page=2")
+            assert (through_nginx.status, through_nginx.body) == (direct.status, direct.body)

@@ -62,7 +62,10 @@ def file_name(page: Page) -> str | None:
     """Where ``page`` lives in the tree, or None when only ``aggregator serve`` answers it."""
     if "?" in page.key or not page.key.startswith("/") or ".." in page.key.split("/"):
         return None
-    return (page.key[1:] or INDEX) if page.status == 200 else None
+    if page.status != 200:
+        return None
+    # A home page ("/", a language's "/es/") is its folder's index.html.
+    return page.key[1:] + INDEX if page.key.endswith("/") else page.key[1:]
 
 
 class PublicationDirectory:
@@ -163,7 +166,9 @@ class PublicationDirectory:
             if path.suffix == ".gz" or not path.is_file():
                 continue
             relative = path.relative_to(self.current).as_posix()
-            key = "/" if relative == INDEX else "/" + relative
+            # "/" and a language's "/es/" are their folder's index.html.
+            is_index = relative == INDEX or relative.endswith("/" + INDEX)
+            key = "/" + (relative.removesuffix(INDEX) if is_index else relative)
             try:
                 digest = hashlib.sha256(path.read_bytes()).hexdigest()
                 stamped[key] = Stamped(digest, int(path.stat().st_mtime))
