@@ -115,10 +115,7 @@ def test_two_languages_publish_two_feeds_linked_by_hreflang(
         lang: {d["original_title"]: d["id"] for d in drafts if d["language"] == lang}
         for lang in ("fr", "es")
     }
-    config = (two_languages).read_text(encoding="utf-8")
-    base_url = next(
-        line.split('"')[1] for line in config.splitlines() if line.startswith("base_url")
-    )
+    base_url = config.load(two_languages).server.base_url
     with aggregator_process(two_languages, base_url, "serve"):
         fetched = {
             path: _get(base_url + path)
