@@ -102,6 +102,8 @@ def test_each_language_gets_its_own_draft_reviewed_on_its_own(
         and "artículo original de Ana Town" in shown["credit_html"]
     )
     assert shown["article_url"].endswith(f"/es/articles/{one['id']}")
+    [feed] = run_cli_json(two_languages, "feeds", "list", "--json")  # type: ignore[misc]
+    assert feed["settings"]["languages"] == ["fr", "es"]
     # Each target was asked of the engine: two languages, one request set each.
     assert {"fr", "es"} <= set(libretranslate.targets)
 
@@ -418,3 +420,19 @@ def test_nginx_serves_every_language_from_the_publication_directory(
             # A page of the Spanish home beyond the first is aggregator serve's.
             direct, through_nginx = fetch(ours, "/es/?page=2"), fetch(theirs, "/es/?page=2")
             assert (through_nginx.status, through_nginx.body) == (direct.status, direct.body)
+
+
+def test_the_api_lists_the_drafts_of_one_language(two_languages: Path) -> None:
+    (two_languages.parent / "api-tokens").write_text("bot:languages-token-1234:read\n", "utf-8")
+    settings = config.load(two_languages)
+    store = Store.from_settings(settings)
+    try:
+        client = TestClient(create_app(settings, store), base_url=settings.server.base_url)
+        bearer = {"Authorization": "Bearer languages-token-1234"}
+        spanish = client.get("/api/drafts?language=es", headers=bearer)
+        everything = client.get("/api/drafts", headers=bearer)
+    finally:
+        store.close()
+    assert spanish.status_code == 200, spanish.text
+    assert [d["language"] for d in spanish.json()["drafts"]] == ["es", "es"]
+    assert sorted(d["language"] for d in everything.json()["drafts"]) == ["es", "es", "fr", "fr"]
