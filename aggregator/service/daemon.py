@@ -419,6 +419,11 @@ class Daemon:
         for key in WEB_TABLES if self.web else ():
             if getattr(settings, key, None) != getattr(self.settings, key, None):
                 log.warning("[%s] changed: the web server applies it after a restart", key)
+        if self.web and settings.published_languages != self.settings.published_languages:
+            log.warning(
+                "a feed's languages changed: drafts follow now; the web server routes a new "
+                "language's paths after a restart (its published files are served at once)"
+            )
         before = {feed.url for feed in self.settings.feeds}
         after = {feed.url for feed in settings.feeds}
         try:
