@@ -14,6 +14,8 @@ import re
 import shutil
 import urllib.request
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import lxml.html
@@ -69,6 +71,22 @@ def two_languages(
     )
     run_cli(path, "poll")
     return path
+
+
+@contextmanager
+def _desk(path: Path, *, logged_in: bool = True) -> Iterator[TestClient]:
+    """The web app of the config at ``path``, in this process; an editor logged in."""
+    settings = config.load(path)
+    store = Store.from_settings(settings)
+    try:
+        client = TestClient(
+            create_app(settings, store), base_url=settings.server.base_url, follow_redirects=False
+        )
+        if logged_in:
+            log_in(client, password="secret-password")
+        yield client
+    finally:
+        store.close()
 
 
 def _drafts(path: Path, *args: str) -> list[dict[str, object]]:
@@ -323,17 +341,9 @@ def test_memory_glossary_and_budget_are_per_language_pair(
 
 
 def test_the_desk_queue_filters_by_language(two_languages: Path) -> None:
-    settings = config.load(two_languages)
-    store = Store.from_settings(settings)
-    try:
-        client = TestClient(
-            create_app(settings, store), base_url=settings.server.base_url, follow_redirects=False
-        )
-        log_in(client, password="secret-password")
+    with _desk(two_languages) as client:
         everything = lxml.html.fromstring(client.get("/review/").text)
         spanish = lxml.html.fromstring(client.get("/review/?language=es").text)
-    finally:
-        store.close()
     badges = [b.text_content() for b in everything.find_class("language")]
     assert sorted(badges) == ["es", "es", "fr", "fr"]
     rows = spanish.find_class("queue-row")
@@ -368,16 +378,8 @@ def test_a_changed_original_redrafts_the_unreviewed_translation_only(
 def test_the_desk_draft_page_links_the_article_in_its_other_languages(two_languages: Path) -> None:
     drafts = {d["language"]: d for d in _drafts(two_languages) if "1" in str(d["original_title"])}
     run_cli(two_languages, "drafts", "approve", str(drafts["es"]["id"]))
-    settings = config.load(two_languages)
-    store = Store.from_settings(settings)
-    try:
-        client = TestClient(
-            create_app(settings, store), base_url=settings.server.base_url, follow_redirects=False
-        )
-        log_in(client, password="secret-password")
+    with _desk(two_languages) as client:
         page = lxml.html.fromstring(client.get(f"/review/drafts/{drafts['es']['id']}").text)
-    finally:
-        store.close()
     [sibling] = page.find_class("translation")
     assert sibling.get("href") == f"/review/drafts/{drafts['fr']['id']}"
     assert sibling.get("hreflang") == "fr"
@@ -389,7 +391,7 @@ def test_the_desk_draft_page_links_the_article_in_its_other_languages(two_langua
 def test_nginx_serves_every_language_from_the_publication_directory(
     two_languages: Path, tmp_path: Path
 ) -> None:
-    from web.test_nginx import SAME_HEADERS, fetch, nginx_serving, require_nginx
+    from web.test_nginx import fetch, nginx_serving, require_nginx, same_answer
 
     require_nginx()
     drafts = _drafts(two_languages)
@@ -407,11 +409,7 @@ def test_nginx_serves_every_language_from_the_publication_directory(
         (tmp_path / "nginx").mkdir()
         with nginx_serving(tmp_path / "nginx", server) as theirs:
             for path in paths:
-                direct, through_nginx = fetch(ours, path), fetch(theirs, path)
-                assert through_nginx.status == direct.status == 200, path
-                assert through_nginx.body == direct.body, path
-                for name in SAME_HEADERS:
-                    assert through_nginx.headers.get(name) == direct.headers.get(name), (path, name)
+                direct = same_answer(ours, theirs, path)
                 again = fetch(theirs, path, {"If-None-Match": direct.headers["etag"]})
                 assert again.status == 304, path
                 file = publication / "current" / path.lstrip("/")
@@ -424,15 +422,10 @@ def test_nginx_serves_every_language_from_the_publication_directory(
 
 def test_the_api_lists_the_drafts_of_one_language(two_languages: Path) -> None:
     (two_languages.parent / "api-tokens").write_text("bot:languages-token-1234:read\n", "utf-8")
-    settings = config.load(two_languages)
-    store = Store.from_settings(settings)
-    try:
-        client = TestClient(create_app(settings, store), base_url=settings.server.base_url)
-        bearer = {"Authorization": "Bearer languages-token-1234"}
+    bearer = {"Authorization": "Bearer languages-token-1234"}
+    with _desk(two_languages, logged_in=False) as client:
         spanish = client.get("/api/drafts?language=es", headers=bearer)
         everything = client.get("/api/drafts", headers=bearer)
-    finally:
-        store.close()
     assert spanish.status_code == 200, spanish.text
     assert [d["language"] for d in spanish.json()["drafts"]] == ["es", "es"]
     assert sorted(d["language"] for d in everything.json()["drafts"]) == ["es", "es", "fr", "fr"]

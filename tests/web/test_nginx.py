@@ -98,6 +98,17 @@ def published(newsroom: Newsroom) -> Newsroom:
 SAME_HEADERS = ("etag", "last-modified", "cache-control", "content-type", "vary")
 
 
+def same_answer(ours: int, theirs: int, path: str) -> Reply:
+    """GET ``path`` from aggregator serve (port ``ours``) and nginx (``theirs``): both 200,
+    the same bytes and validators. aggregator serve's reply."""
+    direct, through_nginx = fetch(ours, path), fetch(theirs, path)
+    assert through_nginx.status == direct.status == 200, path
+    assert through_nginx.body == direct.body, path
+    for name in SAME_HEADERS:
+        assert through_nginx.headers.get(name) == direct.headers.get(name), (path, name)
+    return direct
+
+
 def test_nginx_serves_the_publication_as_aggregator_serve_does(
     published: Newsroom, tmp_path: Path
 ) -> None:
@@ -119,11 +130,7 @@ def test_nginx_serves_the_publication_as_aggregator_serve_does(
         server = documented_nginx_server(publication, free_port(), ours)
         with nginx_serving(tmp_path, server) as theirs:
             for path in paths:
-                direct, through_nginx = fetch(ours, path), fetch(theirs, path)
-                assert through_nginx.status == direct.status == 200, path
-                assert through_nginx.body == direct.body, path
-                for name in SAME_HEADERS:
-                    assert through_nginx.headers.get(name) == direct.headers.get(name), (path, name)
+                direct = same_answer(ours, theirs, path)
                 for port in (ours, theirs):
                     for conditional in (
                         {"If-None-Match": direct.headers["etag"]},
