@@ -344,6 +344,7 @@ def test_the_desk_queue_filters_by_language(two_languages: Path) -> None:
     with _desk(two_languages) as client:
         everything = lxml.html.fromstring(client.get("/review/").text)
         spanish = lxml.html.fromstring(client.get("/review/?language=es").text)
+        feeds = lxml.html.fromstring(client.get("/review/feeds").text)
     badges = [b.text_content() for b in everything.find_class("language")]
     assert sorted(badges) == ["es", "es", "fr", "fr"]
     rows = spanish.find_class("queue-row")
@@ -351,6 +352,9 @@ def test_the_desk_queue_filters_by_language(two_languages: Path) -> None:
     assert [b.text_content() for b in spanish.find_class("language")] == ["es", "es"]
     current = spanish.cssselect('nav.language-filter a[aria-current="page"]')
     assert [a.get("href") for a in current] == ["/review/?language=es"]
+    # The Feeds page says which languages each feed is translated into.
+    [languages] = feeds.find_class("languages")
+    assert languages.text_content() == "Français · Español"
 
 
 def test_a_changed_original_redrafts_the_unreviewed_translation_only(
