@@ -32,6 +32,7 @@ ORDER = (
 # these, put in the layer their imports give them.
 LAYER_OF_MODULE = {
     "aggregator.pipeline": "pipeline",
+    "aggregator.full_text": "pipeline",  # where the entry stage takes the article from
     "aggregator.shapes": "desk",  # the drafts' JSON, as the CLI and the API print it
     "aggregator.__main__": "cli",
 }

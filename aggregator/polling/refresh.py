@@ -22,9 +22,10 @@ from aggregator.errors import (
     ParseError,
     UnexpectedError,
 )
+from aggregator.full_text import feed_credentials, reread_changed_pages
 from aggregator.models import FeedStatus
 from aggregator.parsed import ParsedFeed
-from aggregator.pipeline import Report, Services, feed_credentials, reread_changed_pages
+from aggregator.pipeline import Report, Services
 from aggregator.polling import decide
 from aggregator.polling.discover import feed_links
 from aggregator.polling.fetch import Credentials, FetchResult, origin_of

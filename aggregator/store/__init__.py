@@ -1,8 +1,9 @@
 """Storage: the only package that opens database sessions.
 
-Split by domain (feeds, entries, drafts, translation memory); ``Store`` is all of them on
-one database. No session is held open during network I/O: callers claim work in one short
-transaction, receive plain snapshots, do their I/O, and write the outcome in another.
+Split by domain (feeds, entries, drafts, what is published, translation memory);
+``Store`` is all of them on one database. No session is held open during network I/O:
+callers claim work in one short transaction, receive plain snapshots, do their I/O, and
+write the outcome in another.
 
 May import the base modules only (models, errors, config, ``transitions``…): what a rule
 decides (``transitions``) or how an edit lines up with the HTML (``translation.kept``,
@@ -18,6 +19,7 @@ from aggregator.store.entries import EntryStore, Progress
 from aggregator.store.feeds import FeedStore
 from aggregator.store.listing import EntryListingStore
 from aggregator.store.memory import MemoryStore, PendingMemory, Remembered, Usage
+from aggregator.store.publication import PublicationStore
 from aggregator.store.snapshots import (
     DraftContent,
     DraftView,
@@ -34,7 +36,14 @@ from aggregator.store.users import SessionView, UserStore, UserView
 
 
 class Store(
-    FeedStore, EntryStore, EntryListingStore, DraftStore, StatsStore, MemoryStore, UserStore
+    FeedStore,
+    EntryStore,
+    EntryListingStore,
+    DraftStore,
+    PublicationStore,
+    StatsStore,
+    MemoryStore,
+    UserStore,
 ):
     """Every query the program makes, on one database."""
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, Select, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DisconnectionError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from sqlalchemy.dialects import postgresql, sqlite
 
 _View = TypeVar("_View", bound="DataclassInstance")
+# A query that filters are added to and that keeps its type (the columns it selects).
+AnySelect = TypeVar("AnySelect", bound=Select[Any])
 
 
 def view_of(view: type[_View], row: object, **given: Any) -> _View:

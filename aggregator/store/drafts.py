@@ -14,11 +14,11 @@ edits are kept over every redraft (``store.edits``).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import fields, replace
+from dataclasses import fields
 from datetime import datetime, timedelta
-from typing import Any, Required, TypedDict, TypeVar, Unpack
+from typing import Required, TypedDict, Unpack
 
-from sqlalchemy import Select, func, literal, select, update
+from sqlalchemy import func, literal, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from aggregator import transitions
@@ -26,7 +26,7 @@ from aggregator.errors import ConflictError, InvalidTransitionError
 from aggregator.kept_edits import EditRules
 from aggregator.models import Draft, DraftEvent, DraftStatus, Entry, Feed
 from aggregator.store import edits as kept
-from aggregator.store.base import StoreBase, row_or_missing, view_of
+from aggregator.store.base import AnySelect, StoreBase, row_or_missing, view_of
 from aggregator.store.edits import needed
 from aggregator.store.memory import learn_from_edit
 from aggregator.store.moves import apply_move
@@ -34,10 +34,7 @@ from aggregator.store.snapshots import (
     DraftDetail,
     DraftEventView,
     DraftView,
-    PublicationStamp,
 )
-
-_Query = TypeVar("_Query", bound=Select[Any])
 
 # An approved draft's warning while its original has changed since it was reviewed.
 SOURCE_CHANGED_NOTE = "the original article changed after review"
@@ -101,7 +98,7 @@ class DraftStore(StoreBase):
                 .order_by(Draft.created_at.desc(), Draft.id.desc())
             )
             query = _drafts_where(query, status, language)
-            return [_draft_view(d) for d in session.scalars(query)]
+            return [draft_view(d) for d in session.scalars(query)]
 
     def draft_summaries(
         self, status: DraftStatus | None = None, *, language: str | None = None
@@ -130,8 +127,8 @@ class DraftStore(StoreBase):
                 .where(Draft.source_changed_at.is_not(None))
                 .order_by(Draft.source_changed_at, Draft.id)
             )
-            views = [_draft_view(d) for d in pending]
-            return views + [v for v in map(_draft_view, stale) if v.stale]
+            views = [draft_view(d) for d in pending]
+            return views + [v for v in map(draft_view, stale) if v.stale]
 
     def draft_counts(self) -> dict[str, int]:
         with self.session() as session:
@@ -142,21 +139,14 @@ class DraftStore(StoreBase):
 
     def get_draft(self, draft_id: int) -> DraftView:
         with self.session() as session:
-            return _draft_view(self._draft(session, draft_id), with_edits=True)
-
-    def published_draft(self, draft_id: int) -> DraftView:
-        """The draft as the public sees it: its published copy when it has one (check
-        ``published``; ``withdrawn_at`` says whether it was taken out)."""
-        with self.session() as session:
-            draft = self._draft(session, draft_id)
-            return _public_view(draft) if draft.published_approved_at else _draft_view(draft)
+            return draft_view(self._draft(session, draft_id), with_edits=True)
 
     def get_draft_detail(self, draft_id: int) -> DraftDetail:
         with self.session() as session:
             draft = self._draft(session, draft_id)
             entry = draft.entry
             return DraftDetail(
-                draft=_draft_view(draft, with_edits=True),
+                draft=draft_view(draft, with_edits=True),
                 source_html=entry.full_html or entry.content_html or entry.summary_html or "",
                 reviewed_source_html=draft.reviewed_source_html,
                 feed_content_html=entry.content_html or entry.summary_html,
@@ -178,87 +168,6 @@ class DraftStore(StoreBase):
                 .limit(limit)
             )
             return [_event_view(event, title) for event, title in rows.all()]
-
-    def published(
-        self,
-        limit: int,
-        *,
-        feed_slug: str | None = None,
-        offset: int = 0,
-        language: str | None = None,
-    ) -> list[DraftView]:
-        """Published copies (in ``language`` only, when given), newest approval first."""
-        with self.session() as session:
-            query = _published_where(select(Draft), feed_slug, language)
-            query = query.order_by(Draft.published_approved_at.desc(), Draft.id.desc())
-            query = query.offset(offset).limit(limit)
-            return [_public_view(d) for d in session.scalars(query)]
-
-    def published_count(self, *, feed_slug: str | None = None, language: str | None = None) -> int:
-        with self.session() as session:
-            query = _published_where(select(func.count(Draft.id)), feed_slug, language)
-            return int(session.scalar(query) or 0)
-
-    def published_languages(self) -> list[str]:
-        """The target languages of what is published, each once."""
-        with self.session() as session:
-            query = select(Draft.target_language).where(IS_PUBLISHED).distinct()
-            return sorted(session.scalars(query))
-
-    def translations_published(self) -> dict[int, dict[str, int]]:
-        """By entry, its published drafts' ids by target language, for entries published
-        in more than one: the alternates each translation links to."""
-        with self.session() as session:
-            several = (
-                select(Draft.entry_id)
-                .where(IS_PUBLISHED)
-                .group_by(Draft.entry_id)
-                .having(func.count(Draft.id) > 1)
-            )
-            rows = session.execute(
-                select(Draft.entry_id, Draft.target_language, Draft.id).where(
-                    IS_PUBLISHED, Draft.entry_id.in_(several)
-                )
-            )
-            found: dict[int, dict[str, int]] = {}
-            for entry_id, language, draft_id in rows:
-                found.setdefault(entry_id, {})[language] = draft_id
-            return found
-
-    def feed_slugs(self) -> dict[str, str]:
-        with self.session() as session:
-            return dict(session.execute(select(Feed.slug, Feed.name)).all())
-
-    def feed_title_by_slug(self, slug: str) -> str | None:
-        """The feed's own title (else its name) for a slug, or None if no feed has it."""
-        with self.session() as session:
-            row = session.execute(select(Feed.title, Feed.name).where(Feed.slug == slug)).first()
-            return None if row is None else (row[0] or row[1])
-
-    def publication_stamp(self) -> PublicationStamp:
-        """Three small aggregate queries; cheap enough to run every second."""
-        with self.session() as session:
-            approved = session.execute(
-                select(func.count(Draft.id), func.max(Draft.updated_at)).where(IS_PUBLISHED)
-            ).one()
-            entries_changed = session.scalar(
-                select(func.max(Entry.updated_at))
-                .join(Draft, Draft.entry_id == Entry.id)
-                .where(IS_PUBLISHED)
-            )
-            any_draft_changed = session.scalar(select(func.max(Draft.updated_at)))
-            feeds = tuple(
-                session.execute(
-                    select(
-                        Feed.id, Feed.slug, Feed.name, Feed.title, Feed.site_url, Feed.url
-                    ).order_by(Feed.id)
-                ).all()
-            )
-            moments = [m for m in (any_draft_changed, entries_changed) if m is not None]
-            return PublicationStamp(
-                published=(approved[0], approved[1], entries_changed, feeds),
-                changed_at=max(moments) if moments else None,
-            )
 
     # ------------------------------------------------------------ review actions
 
@@ -294,7 +203,7 @@ class DraftStore(StoreBase):
             draft = self._draft(session, draft_id)
             _check_version(session, draft, expected_version)
             if draft.status == target:
-                return _draft_view(draft)
+                return draft_view(draft)
             if draft.status not in REVIEWABLE:
                 raise InvalidTransitionError(
                     f"draft {draft_id} is {draft.status.value}; only a pending draft can be "
@@ -327,7 +236,7 @@ class DraftStore(StoreBase):
                 _publish(draft, now)
                 draft.auto_published = unreviewed
             _audit(session, draft, target.value, actor, now, detail)
-            return _draft_view(draft)
+            return draft_view(draft)
 
     def withdraw(
         self, draft_id: int, *, actor: str, now: datetime, expected_version: int | None = None
@@ -338,7 +247,7 @@ class DraftStore(StoreBase):
             _check_version(session, draft, expected_version)
             if draft.published_approved_at is None:
                 if draft.status == DraftStatus.WITHDRAWN:
-                    return _draft_view(draft)
+                    return draft_view(draft)
                 raise InvalidTransitionError(
                     f"draft {draft_id} is {draft.status.value} and not published; only a "
                     "published draft can be withdrawn"
@@ -358,7 +267,7 @@ class DraftStore(StoreBase):
                 f"/articles/{draft.id} answers 410 Gone"
             )
             _audit(session, draft, "withdrawn", actor, now, detail)
-            return _draft_view(draft)
+            return draft_view(draft)
 
     def edit(
         self,
@@ -394,7 +303,7 @@ class DraftStore(StoreBase):
                 changed.append("body")
             confirmed = set(confirm) & kept.flagged_parts(draft)
             if not changed and not confirmed:
-                return _draft_view(draft, with_edits=True)
+                return draft_view(draft, with_edits=True)
             _bump_version(session, draft)
             old_body = draft.body_html
             if title is not None:
@@ -423,7 +332,7 @@ class DraftStore(StoreBase):
                 note = f"kept against the changed original: {', '.join(settled)}"
                 what = f"{what}; {note}" if what else note
             _audit(session, draft, "edited", actor, now, what)
-            return _draft_view(draft, with_edits=True)
+            return draft_view(draft, with_edits=True)
 
     def request_retranslation(
         self, draft_id: int, *, actor: str, now: datetime, expected_version: int | None = None
@@ -436,7 +345,7 @@ class DraftStore(StoreBase):
         with self.session() as session:
             draft = self._draft(session, draft_id)
             _check_version(session, draft, expected_version)
-            stale = _draft_view(draft).stale
+            stale = draft_view(draft).stale
             entry = draft.entry
             move = transitions.retranslation(
                 draft_id, draft.status, stale=stale, has_text=bool(entry.full_html)
@@ -451,7 +360,7 @@ class DraftStore(StoreBase):
             apply_move(entry, move, now)
             detail = "the changed original is taken again" if stale else None
             _audit(session, draft, "retranslate", actor, now, detail)
-            return _draft_view(draft)
+            return draft_view(draft)
 
     def acknowledge_source_change(
         self, draft_id: int, current_source_html: str, **action: Unpack[Action]
@@ -461,7 +370,7 @@ class DraftStore(StoreBase):
         with self.session() as session:
             draft = self._draft(session, draft_id)
             _check_version(session, draft, action.get("expected_version"))
-            if not _draft_view(draft).stale:
+            if not draft_view(draft).stale:
                 raise InvalidTransitionError(
                     f"draft {draft_id} is not stale: its original has not changed since approval"
                 )
@@ -471,27 +380,16 @@ class DraftStore(StoreBase):
             draft.updated_at = now
             detail = "the change of the original was reviewed; the translation stays"
             _audit(session, draft, "acknowledged", actor, now, detail)
-            return _draft_view(draft)
+            return draft_view(draft)
 
     @staticmethod
     def _draft(session: Session, draft_id: int) -> Draft:
         return row_or_missing(session, Draft, draft_id, "draft")
 
 
-def _drafts_where(query: _Query, status: DraftStatus | None, language: str | None) -> _Query:
+def _drafts_where(query: AnySelect, status: DraftStatus | None, language: str | None) -> AnySelect:
     if status is not None:
         query = query.where(Draft.status == status)
-    if language is not None:
-        query = query.where(Draft.target_language == language)
-    return query
-
-
-def _published_where(query: _Query, feed_slug: str | None, language: str | None) -> _Query:
-    query = query.where(IS_PUBLISHED)
-    if feed_slug is not None:
-        query = (
-            query.join(Entry, Draft.entry_id == Entry.id).join(Feed).where(Feed.slug == feed_slug)
-        )
     if language is not None:
         query = query.where(Draft.target_language == language)
     return query
@@ -579,25 +477,6 @@ def _event_view(event: DraftEvent, title: str) -> DraftEventView:
     return view_of(DraftEventView, event, draft_title=title)
 
 
-def _public_view(draft: Draft) -> DraftView:
-    """The published copy, in place of the working one (they differ while a redraft of a
-    published article waits for review)."""
-    view = _draft_view(draft)
-    if draft.published_approved_at is None:
-        return view
-    return replace(
-        view,
-        status=DraftStatus.APPROVED,
-        title=draft.published_title or view.title,
-        body_html=draft.published_body_html or view.body_html,
-        approved_at=draft.published_approved_at,
-        reviewed_by=draft.published_by,
-        updated_at=(
-            view.updated_at if draft.status == DraftStatus.APPROVED else draft.published_approved_at
-        ),
-    )
-
-
 # A DraftView's fields as columns: the draft's own, then its entry's and feed's.
 _SUMMARIES = (
     select(
@@ -626,7 +505,9 @@ _SUMMARIES = (
 )
 
 
-def _draft_view(draft: Draft, *, with_edits: bool = False) -> DraftView:
+def draft_view(draft: Draft, *, with_edits: bool = False) -> DraftView:
+    """A draft as it leaves the store: with its entry's and feed's fields (``with_edits``:
+    and what an editor changed)."""
     entry = draft.entry
     feed = entry.feed
     return view_of(

@@ -21,7 +21,7 @@ from translation_desk import ghost_feed
 
 from aggregator import config as config_module
 from aggregator.errors import ConfigError
-from aggregator.pipeline import feed_credentials
+from aggregator.full_text import feed_credentials
 from aggregator.polling.fetch import Credentials
 
 COOKIE = "ghost-members-ssr=members-session-5f0c2a"
