@@ -22,3 +22,10 @@ def language_prefix(language: str, main_language: str) -> str:
 def article_path(draft_id: int, language: str, main_language: str) -> str:
     """The public page of a published draft, under its language's prefix."""
     return f"{language_prefix(language, main_language)}/articles/{draft_id}"
+
+
+def usage_account(engine: str, language: str = "") -> str:
+    """What an engine's use into ``language`` is counted and budgeted under: the engine's
+    name into [translation] target_language (``language`` empty), "libre:es" into another:
+    each language pair has its own daily budget."""
+    return f"{engine}:{language}" if language else engine

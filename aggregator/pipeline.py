@@ -305,13 +305,14 @@ def process_entry(services: Services, entry: EntryWork, report: Report) -> None:
             settings.feed_languages(entry.feed_config_url), entry.drafts
         )
         memory = PendingMemory(store)
+        engine = settings.feed_engine(entry.feed_config_url)
         chains: list[EngineChain] = []
         contents: list[DraftContent] = []
         try:
             # One draft per target language, all or none: an entry drafted in one language
             # and failing in the next is retried whole, the first from the memory.
             for target in languages:
-                chain = services.engine_chain(settings.feed_engine(entry.feed_config_url), target)
+                chain = services.engine_chain(engine, target)
                 chains.append(chain)
                 contents.append(
                     draft_in(services, entry, chain, target, language, full_html, memory)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from aggregator.cli.base import main, now_of, open_store, settings_of, words_of
+from aggregator.languages import usage_account
 
 if TYPE_CHECKING:
     from aggregator.config import Settings
@@ -130,7 +131,7 @@ def _print_budgets(
     others = [lang for lang in settings.published_languages if lang != translation.target_language]
     for name in (translation.engine, *translation.fallback):
         budget = translation.engine_settings(name).daily_characters
-        for account in (name, *(f"{name}:{lang}" for lang in others)) if budget else ():
+        for account in (usage_account(name, lang) for lang in ("", *others)) if budget else ():
             spent = overview.engines_today.get(account)
             used = spent.characters if spent else 0
             click.echo(

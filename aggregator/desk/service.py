@@ -86,7 +86,7 @@ class DraftPage:
     changes: list[DiffLine] | None  # for a stale draft: what changed in the original
     previous_id: int | None  # neighbours in the review queue
     next_id: int | None
-    main_language: str = "fr"  # [translation] target_language: its articles at the root
+    main_language: str  # [translation] target_language: its articles are at the root
 
     @property
     def draft(self) -> DraftView:
@@ -95,8 +95,7 @@ class DraftPage:
     @property
     def article_path(self) -> str:
         """Where the published article is: under its language's prefix."""
-        main = self.main_language
-        return article_path(self.draft.id, self.draft.target_language, main)
+        return article_path(self.draft.id, self.draft.target_language, self.main_language)
 
     @property
     def block_flags(self) -> dict[int, EditFlag]:

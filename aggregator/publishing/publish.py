@@ -103,16 +103,26 @@ class Channel:
 
     def alternates(self, draft: DraftView) -> list[tuple[str, str]]:
         """(language, URL) of the draft's translations into the other languages."""
-        others = self.translations.get(draft.entry_id, {})
-        root, main = self.root, self.main_language
         return [
-            (language, root + article_path(draft_id, language, main))
-            for language, draft_id in sorted(others.items())
-            if draft_id != draft.id
+            (language, self.root + path)
+            for language, path in alternate_paths(draft, self.translations, self.main_language)
         ]
 
 
 EntryLink = Callable[[DraftView], str]
+
+
+def alternate_paths(
+    draft: DraftView, translations: Mapping[int, Mapping[str, int]], main_language: str
+) -> list[tuple[str, str]]:
+    """(language, path) of the published translations of the draft's article into its
+    other languages; ``translations`` is ``Store.translations_published``."""
+    others = translations.get(draft.entry_id, {})
+    return [
+        (language, article_path(draft_id, language, main_language))
+        for language, draft_id in sorted(others.items())
+        if draft_id != draft.id
+    ]
 
 
 # ---------------------------------------------------------------- credit and ids

@@ -22,6 +22,7 @@ from typing import Protocol, TypeVar
 
 from aggregator.clock import utc_now
 from aggregator.errors import BudgetExhaustedError, TranslateError
+from aggregator.languages import usage_account
 from aggregator.models import UsageCount
 from aggregator.spending import NO_BUDGET, TokenBudget, TokenSpend
 from aggregator.translation.engines import Engine
@@ -112,7 +113,7 @@ class GuardedEngine:
 
     @property
     def account(self) -> str:
-        return f"{self.engine.name}:{self.pair}" if self.pair else self.engine.name
+        return usage_account(self.engine.name, self.pair)
 
     def _account(self, ledger: UsageLedger, characters: int) -> None:
         """Reserve the characters in the ledger when there is a budget (refused: raise),

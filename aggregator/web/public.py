@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import anyio.to_thread
 from jinja2 import Environment
@@ -27,7 +28,13 @@ from aggregator.extraction.extract import sanitize
 from aggregator.languages import article_path, language_prefix
 from aggregator.publishing.credit import credit_html, public_date, source_label, subtitle
 from aggregator.publishing.directory import Page, PublicationDirectory
-from aggregator.publishing.publish import FORMATS, Channel, atom_feed, summary_text
+from aggregator.publishing.publish import (
+    FORMATS,
+    Channel,
+    alternate_paths,
+    atom_feed,
+    summary_text,
+)
 from aggregator.publishing.representation import Representation, answer_to
 from aggregator.store import Store
 from aggregator.store.snapshots import DraftView, PublicationStamp
@@ -163,17 +170,16 @@ class PublicationRenderer:
         translations = self.store.translations_published()
         several = len(languages) > 1
         for language in languages:
+            # Where this language's feeds and home page live: the main one at the root (and
+            # under its code beside others), the others under their code.
             prefixes = [f"/{language}"] if several or language != self.main else []
             if language == self.main:
                 prefixes.insert(0, "")
-            for prefix in prefixes:
-                for fmt in FORMATS:
-                    path = f"{prefix}/feeds/published.{fmt}"
-                    yield from self._feed(path, fmt, None, slugs, language, translations)
-                    for slug in slugs:
-                        path = f"{prefix}/feeds/sources/{slug}.{fmt}"
-                        yield from self._feed(path, fmt, slug, slugs, language, translations)
-                yield from self._home(slugs, language, prefix, languages)
+            for fmt in FORMATS:
+                yield from self._feed(prefixes, fmt, None, slugs, language, translations)
+                for slug in slugs:
+                    yield from self._feed(prefixes, fmt, slug, slugs, language, translations)
+            yield from self._home(slugs, language, prefixes, languages)
         total = self.store.published_count()
         for draft in self.store.published(total):
             yield self._article(draft, translations)
@@ -183,19 +189,22 @@ class PublicationRenderer:
 
     def _feed(
         self,
-        path: str,
+        prefixes: list[str],
         fmt: str,
         slug: str | None,
         slugs: dict[str, str],
         language: str,
         translations: dict[int, dict[str, int]],
     ) -> Iterator[Page]:
-        """Every page of a published feed in ``language`` (all sources, or ``slug``'s)."""
+        """Every page of a published feed in ``language`` (all sources, or ``slug``'s),
+        under each of ``prefixes``: read once, each copy with its own self link."""
         size = self.settings.publish.max_entries
         title = self.settings.server.title
+        name = f"published.{fmt}"
         if slug is not None:
             feed_title = self.store.feed_title_by_slug(slug) or ""
             title = f"{title} — {source_label(slugs[slug], feed_title)}"
+            name = f"sources/{slug}.{fmt}"
         count = self.store.published_count(feed_slug=slug, language=language)
         last_page = max(1, math.ceil(count / size))
         media_type, render = FORMATS[fmt]
@@ -203,29 +212,32 @@ class PublicationRenderer:
             drafts = self.store.published(
                 size, feed_slug=slug, offset=(page - 1) * size, language=language
             )
-            channel = Channel(
-                self.settings.server.base_url,
-                path,
-                title,
-                language=language,
-                subtitle=subtitle(language),
-                hub_url=self.settings.publish.hub_url or None,
-                page=page,
-                last_page=last_page,
-                main_language=self.main,
-                translations=translations,
-            )
-            yield Page(
-                page_key(path, page),
-                render(channel, drafts),
-                f"{media_type}; charset=utf-8",
-                self.max_age,
-            )
+            for prefix in prefixes:
+                path = f"{prefix}/feeds/{name}"
+                channel = Channel(
+                    self.settings.server.base_url,
+                    path,
+                    title,
+                    language=language,
+                    subtitle=subtitle(language),
+                    hub_url=self.settings.publish.hub_url or None,
+                    page=page,
+                    last_page=last_page,
+                    main_language=self.main,
+                    translations=translations,
+                )
+                yield Page(
+                    page_key(path, page),
+                    render(channel, drafts),
+                    f"{media_type}; charset=utf-8",
+                    self.max_age,
+                )
 
     def _home(
-        self, slugs: dict[str, str], language: str, prefix: str, languages: list[str]
+        self, slugs: dict[str, str], language: str, prefixes: list[str], languages: list[str]
     ) -> Iterator[Page]:
-        """The public home page of one language: what is published, newest first, paged."""
+        """The public home page of one language, under each of ``prefixes``: what is
+        published, newest first, paged."""
         size = self.settings.publish.home_page_size
         last_page = max(1, math.ceil(self.store.published_count(language=language) / size))
         title = self.settings.server.title
@@ -234,7 +246,7 @@ class PublicationRenderer:
                 "type": media_type,
                 "title": f"{title} ({label})",
                 "label": label,
-                "href": f"{prefix}/feeds/published.{fmt}",
+                "href": f"/feeds/published.{fmt}",
                 "main": True,
             }
             for fmt, media_type, label in HOME_FEEDS
@@ -249,7 +261,7 @@ class PublicationRenderer:
                         "type": "application/atom+xml",
                         "title": f"{title} — {source_title}",
                         "label": source_title,
-                        "href": f"{prefix}/feeds/sources/{slug}.atom",
+                        "href": f"/feeds/sources/{slug}.atom",
                         "main": False,
                     }
                 )
@@ -258,79 +270,71 @@ class PublicationRenderer:
             for other in languages
             if other != language
         ]
-        base = f"{prefix}/"
+        template = self.templates(language).get_template("home.html")
         for page in range(1, last_page + 1):
             drafts = self.store.published(size, offset=(page - 1) * size, language=language)
-            html = (
-                self.templates(language)
-                .get_template("home.html")
-                .render(
+            articles = [(draft, summary_text(draft)) for draft in drafts]
+            for prefix in prefixes:
+                base = f"{prefix}/"
+                html = template.render(
                     site_title=title,
-                    articles=[(draft, summary_text(draft)) for draft in drafts],
+                    articles=articles,
                     page=page,
                     last_page=last_page,
-                    feeds=feeds,
-                    page_url=lambda number: base if number == 1 else f"{base}?page={number}",
+                    feeds=[{**feed, "href": f"{prefix}{feed['href']}"} for feed in feeds],
+                    page_url=lambda number, base=base: (
+                        base if number == 1 else f"{base}?page={number}"
+                    ),
                     public_date=lambda moment: public_date(moment, language),
                     language=language,
                     prefix=language_prefix(language, self.main),
                     other_languages=others,
                     tagline=subtitle(language),
                 )
-            )
-            yield Page(
-                page_key(base, page), html.encode("utf-8"), HTML, self.max_age, extra=PAGE_HEADERS
-            )
+                yield Page(
+                    page_key(base, page),
+                    html.encode("utf-8"),
+                    HTML,
+                    self.max_age,
+                    extra=PAGE_HEADERS,
+                )
 
     def _article(self, draft: DraftView, translations: dict[int, dict[str, int]]) -> Page:
-        language = draft.target_language
-        channel = Channel(
-            self.settings.server.base_url, "", "", main_language=self.main,
-            translations=translations,
-        )  # fmt: skip
-        page = (
-            self.templates(language)
-            .get_template("article.html")
-            .render(
-                draft=draft,
-                body=sanitize(draft.body_html),
-                credit=credit_html(draft),
-                site_title=self.settings.server.title,
-                language=language,
-                prefix=language_prefix(language, self.main),
-                alternates=[
-                    (other, url.removeprefix(channel.root))
-                    for other, url in channel.alternates(draft)
-                ],
-            )
-        )
-        return Page(
-            article_path(draft.id, language, self.main),
-            page.encode("utf-8"),
-            HTML,
+        return self._article_page(
+            draft,
+            "article.html",
             self.max_age,
-            extra=PAGE_HEADERS,
+            body=sanitize(draft.body_html),
+            credit=credit_html(draft),
+            alternates=alternate_paths(draft, translations, self.main),
         )
 
     def _withdrawn(self, draft: DraftView) -> Page:
         """410 Gone: the article was published here, then withdrawn by an editor."""
+        return self._article_page(draft, "withdrawn.html", NOT_FOUND_MAX_AGE, status=410)
+
+    def _article_page(
+        self, draft: DraftView, template: str, max_age: int, status: int = 200, **more: Any
+    ) -> Page:
+        """The page at a draft's address (under its language's prefix), in its language."""
         language = draft.target_language
-        page = (
+        html = (
             self.templates(language)
-            .get_template("withdrawn.html")
+            .get_template(template)
             .render(
                 draft=draft,
                 site_title=self.settings.server.title,
                 language=language,
                 prefix=language_prefix(language, self.main),
+                **more,
             )
         )
         return Page(
             article_path(draft.id, language, self.main),
-            page.encode("utf-8"),
+            html.encode("utf-8"),
             HTML,
-            NOT_FOUND_MAX_AGE,
-            status=410,
+            max_age,
+            status=status,
             extra=PAGE_HEADERS,
         )
 
